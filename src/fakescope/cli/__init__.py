@@ -1,0 +1,1 @@
+"""Thin command-line interface: each module parses arguments, calls the library and sets the exit code."""

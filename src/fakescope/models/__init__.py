@@ -1,0 +1,27 @@
+"""Detector registry, model families and checkpoints.
+
+Importing this package registers every family (``meso``, ``cnn``, ``timm_models``, ...).
+"""
+
+from fakescope.models import families as _families  # noqa: F401  (registers the builders)
+from fakescope.models._cfg import DetectorCfg as DetectorCfg
+from fakescope.models._registry import create_detector as create_detector
+from fakescope.models._registry import get_detector_cfg as get_detector_cfg
+from fakescope.models._registry import list_detectors as list_detectors
+from fakescope.models._registry import register_detector as register_detector
+from fakescope.models.base import Detector as Detector
+from fakescope.models.checkpoint import load_checkpoint as load_checkpoint
+from fakescope.models.checkpoint import read_checkpoint_metadata as read_checkpoint_metadata
+from fakescope.models.checkpoint import save_checkpoint as save_checkpoint
+
+__all__ = [
+    "Detector",
+    "DetectorCfg",
+    "create_detector",
+    "get_detector_cfg",
+    "list_detectors",
+    "load_checkpoint",
+    "read_checkpoint_metadata",
+    "register_detector",
+    "save_checkpoint",
+]

@@ -1,0 +1,74 @@
+"""DetectorCfg: the contract of a detector — input size, normalisation, weights source and provenance.
+
+The data side derives its transforms from this config (``input_size``), never from a separate YAML file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DetectorCfg:
+    """Everything needed to feed a detector and to trust its weights.
+
+    Attributes:
+        arch: registered architecture name (``meso4``).
+        tag: weights tag (``mesonet_df``), empty for random init.
+        input_size: square side of the face crop the model takes, in pixels.
+        mean: per-channel mean applied *inside* the model to [0, 1] RGB input.
+        std: per-channel std applied inside the model.
+        url: public download address of pretrained weights, if any.
+        sha256: SHA-256 of the file behind ``url``.
+        filename: file name of the weights in a cache or a local ``--from`` folder.
+        license: licence of the weights.
+        paper: citation of the method.
+        trained_on: what the weights were trained on (for READMEs and reports).
+        extra: anything family specific.
+    """
+
+    arch: str
+    tag: str = ""
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    url: str = ""
+    sha256: str = ""
+    filename: str = ""
+    license: str = ""
+    paper: str = ""
+    trained_on: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``arch.tag`` or just ``arch``."""
+        return f"{self.arch}.{self.tag}" if self.tag else self.arch
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DetectorCfg:
+        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for k in ("mean", "std"):
+            if k in known:
+                known[k] = tuple(known[k])
+        return cls(**known)
+
+    def with_(self, **changes: Any) -> DetectorCfg:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+NO_NORM_MEAN = (0.0, 0.0, 0.0)
+NO_NORM_STD = (1.0, 1.0, 1.0)

@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests that need ../shared/data skip cleanly when it is absent (a fresh clone elsewhere)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path | None:
+    env = os.environ.get("FAKESCOPE_SHARED_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$FAKESCOPE_SHARED_DATA``); skips the test when absent."""
+    path = _shared_data()
+    if path is None:
+        pytest.skip("../shared/data is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dev_videos(shared_data: Path) -> list[Path]:
+    """The four labelled dev videos."""
+    return sorted((shared_data / "dev" / "videos").rglob("*.mp4"))
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut photo, RGB uint8 512x512 (one clear face)."""
+    from skimage import data
+
+    return data.astronaut()
