@@ -10,6 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["fixtures_demo", "fixtures_models"]
+
 
 def _shared_data() -> Path | None:
     env = os.environ.get("FAKESCOPE_SHARED_DATA")

@@ -1,9 +1,197 @@
-"""CLI commands for data (filled in by its issue)."""
+"""CLI commands for data: ``prepare``, ``split`` and ``manifest show|validate``.
+
+Exit codes: 0 = success; 1 = ``prepare`` finished but some inputs failed (listed in failures.csv), or
+``manifest validate`` found problems; 2 = a usage or input error (printed without a traceback).
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
+from rich.console import Console
+
+console = Console()
+
+manifest_app = typer.Typer(help="Inspect and check a manifest.", no_args_is_help=True)
+
+_KINDS_HELP = "Dataset layout: celebdf, dfdc, dfdc-faces, ffpp, folder, csv (see README: Data)."
+
+
+def _parse_ratios(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected three numbers like 0.7,0.15,0.15, got {text!r}") from None
+    if len(parts) != 3:
+        raise typer.BadParameter(f"expected three numbers like 0.7,0.15,0.15, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def prepare(
+    kind: str = typer.Argument(..., help=_KINDS_HELP),
+    root: Path = typer.Argument(..., help="Dataset folder (for csv: the CSV file or its folder)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (crops, manifest.parquet, failures.csv)."),
+    size: int = typer.Option(256, help="Side of the square face crops in pixels."),
+    frames: int = typer.Option(32, "--frames", help="Evenly spaced frames per video."),
+    every: int | None = typer.Option(None, help="Sample every k-th frame instead of --frames."),
+    per_second: float | None = typer.Option(None, "--per-second", help="Sample k frames per second instead."),
+    detector: str = typer.Option("blazeface", help="Face detector backend (blazeface, haar)."),
+    margin: float = typer.Option(0.3, help="Grow each face box by this fraction before cropping."),
+    max_faces: int | None = typer.Option(None, "--max-faces", help="Keep at most this many faces per frame."),
+    workers: int = typer.Option(1, help="Parallel workers (processes, or Ray actors with --executor ray)."),
+    executor: str = typer.Option("process", help="process (local pool) or ray."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
+    cropped: bool | None = typer.Option(
+        None, "--cropped/--no-cropped", help="Inputs are face crops / always detect (default: decide per image)."
+    ),
+    seed: int = typer.Option(0, help="Split seed."),
+    ratios: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions of videos."),
+    path_col: str | None = typer.Option(None, "--path-col", help="csv: column with the media path (default path)."),
+    label_col: str | None = typer.Option(None, "--label-col", help="csv: column with the label (default label)."),
+    group_col: str | None = typer.Option(None, "--group-col", help="csv: column whose rows must share a split."),
+    identity_col: str | None = typer.Option(None, "--identity-col", help="csv: column with the person id."),
+    source_col: str | None = typer.Option(None, "--source-col", help="csv: column with the source (original) id."),
+    weights_from: Path | None = typer.Option(
+        None, "--from", help="Folder with the detector's model files (offline; else $FAKESCOPE_WEIGHTS_DIR or the cache)."
+    ),
+) -> None:
+    """Turn a dataset into face crops and a leak-free manifest (resumable: re-run to continue).
+
+    Exit code 0 when every input gave crops, 1 when some inputs failed (see failures.csv) but others finished.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from fakescope.data.prepare import prepare_dataset
+
+    if weights_from is None and os.environ.get("FAKESCOPE_WEIGHTS_DIR"):
+        weights_from = Path(os.environ["FAKESCOPE_WEIGHTS_DIR"])
+    adapter_options = {
+        "path_col": path_col,
+        "label_col": label_col,
+        "group_col": group_col,
+        "identity_col": identity_col,
+        "source_col": source_col,
+    }
+    adapter_options = {k: v for k, v in adapter_options.items() if v is not None}
+    if adapter_options and kind != "csv":
+        raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in adapter_options)} only apply to csv")
+
+    with Progress(
+        TextColumn("[bold]prepare[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("prepare", total=None, rate="")
+
+        def on_progress(done: int, total: int) -> None:
+            t = bar.tasks[task]
+            speed = f"{done / t.elapsed:.2f} videos/s" if t.elapsed and done else ""
+            bar.update(task, completed=done, total=total, rate=speed)
+
+        result = prepare_dataset(
+            kind,
+            root,
+            out,
+            size=size,
+            num_frames=frames,
+            every=every,
+            per_second=per_second,
+            detector=detector,
+            weights_dir=weights_from,
+            margin=margin,
+            max_faces=max_faces,
+            workers=workers,
+            executor=executor,
+            ray_address=address,
+            cropped=cropped,
+            seed=seed,
+            split_ratios=_parse_ratios(ratios),
+            adapter_options=adapter_options,
+            progress=on_progress,
+        )
+    rate = result.n_processed / result.elapsed_s * 60 if result.elapsed_s > 0 else 0.0
+    console.print(
+        f"[green]{result.n_media - result.n_failed}[/] of {result.n_media} inputs done "
+        f"({result.n_resumed} from an earlier run, {result.n_processed} now at {rate:.1f}/min); "
+        f"{result.n_rows} crops -> [bold]{result.manifest_path}[/]"
+    )
+    if result.n_failed:
+        console.print(f"[yellow]{result.n_failed} inputs skipped[/], reasons in {result.failures_path}")
+        raise typer.Exit(1)
+
+
+def split(
+    manifest: Path = typer.Argument(..., help="Manifest (.parquet, or its folder)."),
+    seed: int = typer.Option(0, help="Split seed."),
+    ratios: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions of videos."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of overwriting MANIFEST."),
+) -> None:
+    """Re-split a manifest: linked videos stay together, official test lists are kept, deterministic per seed."""
+    from fakescope.data.manifest import MANIFEST_NAME, find_leaks, read_manifest, write_manifest
+    from fakescope.data.splits import assign_splits
+
+    df = read_manifest(manifest)
+    df = assign_splits(df, seed=seed, ratios=_parse_ratios(ratios))
+    leaks = find_leaks(df)
+    target = out or (manifest / MANIFEST_NAME if manifest.is_dir() else manifest)
+    if out is not None and manifest.is_file() and Path(out).resolve().parent != manifest.resolve().parent:
+        console.print("[yellow]note:[/] crop paths are relative to the manifest's folder; keep it beside crops/")
+    path = write_manifest(df, target)
+    _print_counts(df, ["split", "label"])
+    if leaks:  # pragma: no cover - assign_splits only leaks when official lists disagree within a group
+        console.print("[red]groups cross splits (official lists disagree):[/]\n" + "\n".join(leaks))
+    console.print(f"written {path}")
+
+
+def _print_counts(df, by: list[str]) -> None:  # noqa: ANN001 - a DataFrame
+    from rich.table import Table
+
+    g = df.groupby(by, observed=True, dropna=False)
+    counts = g.agg(videos=("video_id", "nunique"), crops=("video_id", "size")).reset_index()
+    table = Table(*by, "videos", "crops", title="by " + " / ".join(by))
+    for row in counts.itertuples(index=False):
+        table.add_row(*[str(v) if str(v) != "" else "-" for v in row])
+    console.print(table)
+
+
+@manifest_app.command("show")
+def manifest_show(manifest: Path = typer.Argument(..., help="Manifest (.parquet, or its folder).")) -> None:
+    """Counts of videos and crops per split, label, dataset and manipulation."""
+    from fakescope.data.manifest import read_manifest
+
+    df = read_manifest(manifest)
+    console.print(f"{manifest}: {len(df)} crops from {df['video_id'].nunique()} videos")
+    for by in (["split", "label"], ["dataset"], ["manipulation", "label"]):
+        _print_counts(df, by)
+
+
+@manifest_app.command("validate")
+def manifest_validate(
+    manifest: Path = typer.Argument(..., help="Manifest (.parquet, or its folder)."),
+    check_files: bool = typer.Option(False, "--check-files", help="Also check that every crop file exists."),
+) -> None:
+    """Check schema, split names and leakage (a group crossing splits); exit 1 listing the problems."""
+    from fakescope.data.manifest import read_manifest, validate_manifest
+
+    df = read_manifest(manifest)
+    problems = validate_manifest(df, root=manifest, check_files=check_files)
+    if problems:
+        console.print(f"[red]{len(problems)} problem(s)[/] in {manifest}:")
+        for p in problems:
+            console.print(f"  - {p}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: {len(df)} rows, no group crosses splits")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("prepare")(prepare)
+    app.command("split")(split)
+    app.add_typer(manifest_app, name="manifest")

@@ -1,9 +1,87 @@
-"""CLI commands for models (filled in by its issue)."""
+"""``fakescope models list`` and ``fakescope models info NAME``: what detectors exist and what they expect."""
 
 from __future__ import annotations
 
+import json
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+models_app = typer.Typer(help="List and inspect the registered detectors.", no_args_is_help=True)
+
+
+def _fmt_params(n: int) -> str:
+    return f"{n:,}"
+
+
+@models_app.command("list")
+def list_cmd(
+    pattern: str = typer.Argument("", help="Glob on names, e.g. 'meso*'."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="List the named pretrained detectors instead."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List architectures (name, input size, parameters, pretrained weights, description)."""
+    from fakescope.models import list_detectors
+    from fakescope.models._registry import describe_detector
+
+    names = list_detectors(pattern, pretrained=pretrained)
+    infos = [describe_detector(n) for n in names]
+    if as_json:
+        typer.echo(json.dumps(infos, indent=2, default=str))
+        return
+    console = Console()
+    if pretrained:
+        table = Table(title="Named pretrained detectors (create_detector(NAME) / --model NAME)")
+        for col in ("name", "input", "params", "trained on", "license"):
+            table.add_column(col, overflow="fold")
+        for i in infos:
+            table.add_row(i["name"], str(i["input_size"]), _fmt_params(i["params"]), i["trained_on"], i["license"])
+    else:
+        table = Table(title="Detector architectures (create_detector(NAME) / --model NAME)")
+        for col in ("name", "input", "norm", "params", "pretrained", "description"):
+            table.add_column(col, overflow="fold")
+        for i in infos:
+            tags = (["imagenet (--pretrained)"] if i["imagenet_weights"] else []) + i["pretrained"]
+            norm = "none" if i["std"] == [1.0, 1.0, 1.0] else ("inception" if i["mean"] == [0.5] * 3 else "imagenet")
+            table.add_row(
+                i["name"], str(i["input_size"]), norm, _fmt_params(i["params"]), "\n".join(tags) or "-", i["description"]
+            )
+    console.print(table)
+    if not pretrained:
+        console.print("Also: hf:<model id or folder> loads a Hugging Face image classifier (pip install 'fakescope[hf]').")
+
+
+@models_app.command("info")
+def info_cmd(
+    name: str = typer.Argument(..., help="Architecture (meso4) or named pretrained detector (meso4.mesonet_df)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a detector's input contract, parameter count, weights source and provenance (downloads nothing)."""
+    from fakescope.models._registry import describe_detector
+
+    try:
+        info = describe_detector(name)
+    except KeyError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc.args[0]}", highlight=False)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    table = Table(title=info["name"], show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key in ("description", "params", "num_features", "input_size", "mean", "std", "imagenet_weights"):
+        value = _fmt_params(info[key]) if key == "params" else info[key]
+        table.add_row(key, str(value))
+    for key in ("pretrained", "url", "sha256", "filename", "license", "trained_on", "paper"):
+        if info.get(key):
+            table.add_row(key, ", ".join(info[key]) if isinstance(info[key], list) else str(info[key]))
+    for key, value in (info.get("extra") or {}).items():
+        table.add_row(f"extra.{key}", str(value))
+    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.add_typer(models_app, name="models")

@@ -1,11 +1,13 @@
 """One registry for every detector: ``register_detector`` / ``create_detector`` / ``list_detectors``.
 
 Names follow timm's ``arch.tag`` form: the part before the dot is the architecture (a registered builder),
-the part after names pretrained weights declared with :func:`register_pretrained`.
+the part after names pretrained weights declared with :func:`register_pretrained`. Names starting with ``hf:``
+are Hugging Face image classifiers (optional ``transformers`` extra), e.g. ``hf:Wvolf/ViT_Deepfake_Detection``.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import logging
 from collections.abc import Callable
@@ -23,6 +25,11 @@ _BUILDERS: dict[str, Builder] = {}
 _DEFAULT_CFGS: dict[str, DetectorCfg] = {}
 _PRETRAINED: dict[str, DetectorCfg] = {}
 _LOADERS: dict[str, Callable[[Detector, Path], None]] = {}
+
+HF_PREFIX = "hf:"
+
+#: The named pretrained detector used when a user names none (``fakescope predict`` without ``--model``).
+DEFAULT_PRETRAINED = "mesoinception4.mesonet_df"
 
 
 def register_detector(fn: Builder) -> Builder:
@@ -49,7 +56,9 @@ def register_pretrained(cfg: DetectorCfg, loader: Callable[[Detector, Path], Non
 
 
 def split_name(name: str) -> tuple[str, str]:
-    """``'meso4.mesonet_df'`` -> ``('meso4', 'mesonet_df')``."""
+    """``'meso4.mesonet_df'`` -> ``('meso4', 'mesonet_df')``; ``hf:`` names are never split."""
+    if name.startswith(HF_PREFIX):
+        return name, ""
     arch, _, tag = name.partition(".")
     return arch, tag
 
@@ -60,13 +69,32 @@ def list_detectors(pattern: str = "", pretrained: bool = False) -> list[str]:
     return [n for n in names if not pattern or fnmatch.fnmatch(n, pattern)]
 
 
+def list_pretrained_tags(arch: str) -> list[str]:
+    """Tags of the named pretrained detectors of one architecture (``['mesonet_df', 'mesonet_f2f']``)."""
+    return sorted(cfg.tag for cfg in _PRETRAINED.values() if cfg.arch == arch)
+
+
+def _unknown(name: str) -> str:
+    choices = list_detectors() + list_detectors(pretrained=True)
+    close = difflib.get_close_matches(name, choices, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return (
+        f"unknown detector {name!r}{hint}; choose one of: {', '.join(list_detectors())}; "
+        f"pretrained: {', '.join(list_detectors(pretrained=True)) or 'none'}; or hf:<Hugging Face model id>"
+    )
+
+
 def get_detector_cfg(name: str) -> DetectorCfg:
-    """The config of ``arch`` or ``arch.tag``."""
+    """The config of ``arch`` or ``arch.tag`` (no model is built, nothing is downloaded).
+
+    Raises:
+        KeyError: unknown name (the message lists the registered names).
+    """
     if name in _PRETRAINED:
         return _PRETRAINED[name]
-    arch, _ = split_name(name)
-    if arch not in _DEFAULT_CFGS:
-        raise KeyError(f"unknown detector {name!r}; registered: {', '.join(list_detectors())}")
+    arch, tag = split_name(name)
+    if arch not in _DEFAULT_CFGS or tag:
+        raise KeyError(_unknown(name))
     return _DEFAULT_CFGS[arch]
 
 
@@ -81,34 +109,87 @@ def create_detector(
     """Build a detector by name.
 
     Args:
-        name: ``arch`` (random init, or ImageNet backbone with ``pretrained=True``) or ``arch.tag`` (named
-            pretrained detector, fetched with a SHA-256 check or read from ``weights_dir`` offline).
-        pretrained: for a bare ``arch``, ask for the backbone's ImageNet weights (needs the internet).
-        checkpoint_path: a fakescope ``.safetensors`` checkpoint whose weights are loaded afterwards.
+        name: ``arch`` (random init, or ImageNet backbone with ``pretrained=True``), ``arch.tag`` (named
+            pretrained detector, fetched with a SHA-256 check or read from ``weights_dir`` offline), or
+            ``hf:<model id or folder>`` (Hugging Face image classifier; needs ``transformers``).
+        pretrained: for a bare ``arch``, ask for the backbone's ImageNet weights through timm (needs the internet).
+        checkpoint_path: a ``.safetensors`` state dict (``--weights FILE``; a fakescope checkpoint works too)
+            loaded afterwards. Pickle files are refused.
         weights_dir: offline folder holding the pretrained file (``--from DIR``).
         cache_dir: download cache (default ``~/.cache/fakescope``).
-        **kwargs: builder arguments; ``None`` values are dropped so CLI defaults never override a model's own.
+        **kwargs: builder arguments (``drop_rate``, ``hidden``, timm's ``drop_path_rate``...); ``None`` values are
+            dropped so CLI defaults never override a model's own. ``freeze_backbone=True`` freezes the backbone
+            of any model (only the head trains).
 
     Raises:
-        ValueError: unknown name, with the registered names listed.
+        ValueError: unknown name (the registered names are listed), or ImageNet weights asked for a family without.
+        DownloadError: pretrained weights unavailable offline and not downloadable, or a SHA-256 mismatch.
+        CheckpointError: the weights file does not fit, or is a pickle file.
     """
     from fakescope.utils.download import fetch_file
 
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    freeze = bool(kwargs.pop("freeze_backbone", False))
     arch, tag = split_name(name)
-    if arch not in _BUILDERS:
-        raise ValueError(f"unknown detector {name!r}; choose one of: {', '.join(list_detectors())}")
-    if tag and name not in _PRETRAINED:
-        raise ValueError(
-            f"unknown weights {name!r}; pretrained detectors: {', '.join(list_detectors(pretrained=True)) or 'none'}"
-        )
-    cfg = _PRETRAINED[name] if tag else _DEFAULT_CFGS[arch]
-    model = _BUILDERS[arch](cfg=cfg, pretrained=pretrained and not tag, **kwargs)
-    if tag:
-        path = fetch_file(cfg.url, cfg.sha256, filename=cfg.filename or None, cache_dir=cache_dir, local_dir=weights_dir)
-        _LOADERS[name](model, path)
+    if name.startswith(HF_PREFIX):
+        from fakescope.models.families.hf import create_hf_detector
+
+        model = create_hf_detector(name[len(HF_PREFIX) :], cache_dir=cache_dir, **kwargs)
+    else:
+        if arch not in _BUILDERS:
+            raise ValueError(_unknown(name))
+        if tag and name not in _PRETRAINED:
+            raise ValueError(_unknown(name))
+        cfg = _PRETRAINED[name] if tag else _DEFAULT_CFGS[arch]
+        if pretrained and not tag and not cfg.extra.get("imagenet"):
+            tags = ", ".join(f"{arch}.{t}" for t in list_pretrained_tags(arch)) or "none"
+            raise ValueError(f"{arch} has no ImageNet weights; named pretrained detectors for it: {tags}")
+        model = _BUILDERS[arch](cfg=cfg, pretrained=pretrained and not tag, **kwargs)
+        if tag:
+            path = fetch_file(
+                cfg.url, cfg.sha256, filename=cfg.filename or None, cache_dir=cache_dir, local_dir=weights_dir
+            )
+            _LOADERS[name](model, path)
     if checkpoint_path is not None:
         from fakescope.models.checkpoint import load_weights_into
 
         load_weights_into(model, checkpoint_path)
+    if freeze:
+        model.freeze_backbone(True)
     return model
+
+
+def count_parameters(name: str, **kwargs: Any) -> int:
+    """Number of parameters of an architecture, counted on the meta device (no memory, no download)."""
+    import torch
+
+    arch, _ = split_name(name)
+    if arch not in _BUILDERS:
+        raise ValueError(_unknown(name))
+    with torch.device("meta"):
+        model = _BUILDERS[arch](cfg=_DEFAULT_CFGS[arch], pretrained=False, **kwargs)
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe_detector(name: str) -> dict[str, Any]:
+    """Everything ``fakescope models info`` shows: the cfg, parameter count, feature width and description.
+
+    Raises:
+        KeyError: unknown name.
+    """
+    import torch
+
+    cfg = get_detector_cfg(name)
+    builder = _BUILDERS[cfg.arch]
+    with torch.device("meta"):
+        model = builder(cfg=_DEFAULT_CFGS[cfg.arch], pretrained=False)
+    doc = (builder.__doc__ or "").strip().splitlines()
+    return {
+        "name": cfg.name,
+        "description": doc[0] if doc else "",
+        "params": sum(p.numel() for p in model.parameters()),
+        "num_features": model.num_features,
+        "imagenet_weights": bool(cfg.extra.get("imagenet")),
+        "pretrained": [f"{cfg.arch}.{t}" for t in list_pretrained_tags(cfg.arch)],
+        **cfg.to_dict(),
+    }

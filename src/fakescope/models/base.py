@@ -32,6 +32,13 @@ class Detector(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
 
+    def set_cfg(self, cfg: DetectorCfg) -> None:
+        """Replace the config (for example one read from a checkpoint) and the normalisation it implies."""
+        self.cfg = cfg
+        device = self.pixel_mean.device
+        self.pixel_mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
+        self.pixel_std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Map [0, 1] RGB to the backbone's expected input."""
         return (x - self.pixel_mean) / self.pixel_std

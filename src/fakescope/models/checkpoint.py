@@ -73,11 +73,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Rebuild the detector described by a checkpoint and load its weights; return ``(model, metadata)``."""
     from fakescope.models import create_detector
     from fakescope.models._cfg import DetectorCfg
+    from fakescope.models._registry import split_name
 
     meta = read_checkpoint_metadata(path)
-    model = create_detector(meta["model"].split(".")[0], **meta.get("model_kwargs", {}))
+    if "model" not in meta:
+        raise CheckpointError(f"{path}: fakescope metadata without a 'model' name")
+    try:
+        # Only the architecture: the weights come from the checkpoint, so named pretrained weights are not fetched.
+        model = create_detector(split_name(meta["model"])[0], **meta.get("model_kwargs", {}))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild model {meta['model']!r} ({exc})") from exc
     if "cfg" in meta:
-        model.cfg = DetectorCfg.from_dict(meta["cfg"])
+        model.set_cfg(DetectorCfg.from_dict(meta["cfg"]))
     load_weights_into(model, path)
     model.to(map_location).eval()
     return model, meta

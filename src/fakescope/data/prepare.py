@@ -1,0 +1,621 @@
+"""Prepare a dataset: media -> sampled frames -> faces -> lossless crops -> one leak-free manifest.
+
+Output folder layout (``out_dir``)::
+
+    manifest.parquet                      one row per crop (schema: fakescope.data.manifest)
+    failures.csv                          path,reason for every input skipped in the last run
+    config.yaml, run.json                 resolved options and provenance
+    crops/<dataset>/<video_id>/<frame>_<track>.png
+    shards/<dataset>/<video_id>.json      per-video "done" marker holding that video's manifest rows
+
+**Resumable.** A video is done once its shard exists (written atomically *after* all its crops, with a
+fingerprint of the options that shape the crops). A re-run skips done videos whose fingerprint matches and
+redoes the rest (including inputs that failed before). Before a video is (re)processed its crop folder is
+removed, so crops of an interrupted attempt never linger.
+
+**No half-written output.** Every crop, shard, ``failures.csv`` and the manifest are written to a temporary
+name and renamed. The manifest is assembled once at the end from the shards, so a killed run leaves no
+manifest row for unfinished work, and ``prepare`` can simply be run again.
+
+**Face crops as input.** Images (or video frames) that are already face crops skip detection and are resized
+to ``size`` (one row per image, ``det_score`` 1.0, box = the whole image). This happens when ``cropped=True``,
+when the adapter knows the dataset holds crops (``dfdc-faces``) and ``cropped`` is not False, or, with
+``cropped=None`` (auto), for an image whose longer side is at most :data:`AUTO_CROP_MAX_SIDE` pixels and whose
+largest detected face box covers at least :data:`AUTO_CROP_MIN_FILL` of the image area.
+
+**Parallel.** ``executor="process"`` with ``workers > 1`` uses a process pool (spawned workers, each creating
+its own face detector); ``executor="ray"`` runs the same per-video work as Ray actor calls, on a local Ray
+instance or the cluster at ``ray_address`` (``out_dir`` must then be a path every node can write).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fakescope.data.adapters import MediaRecord, load_records
+from fakescope.errors import FakescopeError, MediaError
+from fakescope.utils.io import atomic_write_bytes, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+AUTO_CROP_MAX_SIDE = 400
+AUTO_CROP_MIN_FILL = 0.25
+EXECUTORS = ("process", "ray")
+STAGES = ("decode", "detect", "crop", "write")
+SHARD_VERSION = 1
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Options that shape the crops (their fingerprint decides whether a finished video can be reused).
+
+    Attributes:
+        size: side of the square crops in pixels.
+        num_frames: evenly spaced frames per video (ignored when ``every`` or ``per_second`` is set).
+        every: keep every k-th frame instead.
+        per_second: keep k frames per second instead.
+        detector: face-detector backend (``fakescope.data.faces.list_face_detectors()``).
+        weights_dir: folder holding the detector's model files (offline route); None = the download cache.
+        margin: the face box grows by this fraction before cropping.
+        max_faces: keep at most this many faces per frame (None = all).
+        align: 5-point alignment where the detector gives landmarks.
+        cropped: True = inputs are face crops, False = always detect, None = auto (see the module docstring).
+    """
+
+    size: int = 256
+    num_frames: int | None = 32
+    every: int | None = None
+    per_second: float | None = None
+    detector: str = "blazeface"
+    weights_dir: str | None = None
+    margin: float = 0.3
+    max_faces: int | None = None
+    align: bool = False
+    cropped: bool | None = None
+
+    def fingerprint(self) -> str:
+        """Short hash of every option except ``weights_dir`` (where the model file lives does not change crops)."""
+        d = asdict(self)
+        d.pop("weights_dir")
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class ItemResult:
+    """Outcome of one input: done now, done earlier (``skipped``), or failed with a reason."""
+
+    media_path: str
+    video_id: str
+    dataset: str
+    ok: bool
+    n_rows: int = 0
+    reason: str = ""
+    skipped: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare_dataset` produced.
+
+    Attributes:
+        manifest_path: the Parquet manifest (None when no input gave a crop).
+        n_rows: rows (crops) in the manifest.
+        n_failed: inputs skipped because of an error (listed in ``failures_path``).
+        failures_path: ``failures.csv`` (path,reason).
+        n_media: inputs the adapter found.
+        n_resumed: inputs finished by an earlier run and reused.
+        n_processed: inputs processed successfully in this run.
+        elapsed_s: wall time of the processing phase.
+        timings: seconds summed over processed inputs per stage (decode, detect, crop, write).
+    """
+
+    manifest_path: Path | None
+    n_rows: int
+    n_failed: int
+    failures_path: Path
+    n_media: int = 0
+    n_resumed: int = 0
+    n_processed: int = 0
+    elapsed_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def shard_path(out_dir: Path, rec: MediaRecord) -> Path:
+    """Per-video done marker (and row store) of ``rec``."""
+    return out_dir / "shards" / rec.dataset / f"{rec.video_id}.json"
+
+
+def crop_dir(out_dir: Path, rec: MediaRecord) -> Path:
+    """Folder of ``rec``'s crops."""
+    return out_dir / "crops" / rec.dataset / rec.video_id
+
+
+def read_shard(path: Path, fingerprint: str) -> list[dict[str, Any]] | None:
+    """Rows of a finished video, or None when the shard is missing, unreadable or made with other options."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("version") != SHARD_VERSION or data.get("fingerprint") != fingerprint:
+        return None
+    return list(data["rows"])
+
+
+class _TimedDetector:
+    """Wraps a face detector and adds up the time spent in ``detect``."""
+
+    def __init__(self, detector: Any) -> None:
+        self.detector = detector
+        self.seconds = 0.0
+
+    def detect(self, image: np.ndarray) -> list[Any]:
+        t0 = time.perf_counter()
+        try:
+            return self.detector.detect(image)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.detector, name)
+
+
+def _resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(image)
+    interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_CUBIC
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def _encode_png(image_rgb: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image_rgb[..., ::-1]))
+    if not ok:  # pragma: no cover - cv2 only fails on invalid arrays
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+class PrepareWorker:
+    """Processes media records one at a time; creates its face detector on first need and reuses it.
+
+    Used in-process, inside each process-pool task, and as the state of each Ray actor.
+    """
+
+    def __init__(self, opts: PrepareOptions, out_dir: str | Path) -> None:
+        self.opts = opts
+        self.out_dir = Path(out_dir)
+        self.fingerprint = opts.fingerprint()
+        self._detector: _TimedDetector | None = None
+
+    def _get_detector(self) -> _TimedDetector:
+        if self._detector is None:
+            from fakescope.data.faces import create_face_detector
+
+            self._detector = _TimedDetector(create_face_detector(self.opts.detector, weights_dir=self.opts.weights_dir))
+        return self._detector
+
+    def close(self) -> None:
+        """Release the face detector."""
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    def run(self, rec: MediaRecord) -> ItemResult:
+        """Process one input: skip it if already done, else write its crops and then its shard."""
+        base = ItemResult(media_path=str(rec.media_path), video_id=rec.video_id, dataset=rec.dataset, ok=False)
+        shard = shard_path(self.out_dir, rec)
+        rows = read_shard(shard, self.fingerprint)
+        if rows is not None:
+            base.ok, base.skipped, base.n_rows = True, True, len(rows)
+            return base
+        cdir = crop_dir(self.out_dir, rec)
+        shutil.rmtree(cdir, ignore_errors=True)  # leftovers of an interrupted or older attempt
+        timings = dict.fromkeys(STAGES, 0.0)
+        try:
+            rows = self._process(rec, cdir, timings)
+            t0 = time.perf_counter()
+            payload = {"version": SHARD_VERSION, "fingerprint": self.fingerprint, "rows": rows}
+            atomic_write_text(shard, json.dumps(payload))
+            timings["write"] += time.perf_counter() - t0
+        except MediaError as exc:
+            base.reason = exc.reason
+        except Exception as exc:  # one bad input must not stop the batch
+            logger.warning("%s: %s", rec.media_path, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+            base.reason = f"{type(exc).__name__}: {exc}"
+        else:
+            base.ok, base.n_rows = True, len(rows)
+        if not base.ok:
+            shutil.rmtree(cdir, ignore_errors=True)
+        base.timings = timings
+        return base
+
+    def _process(self, rec: MediaRecord, cdir: Path, timings: dict[str, float]) -> list[dict[str, Any]]:
+        from fakescope.data.media import Frame, media_kind, read_image, sample_frames
+
+        opts = self.opts
+        path = Path(rec.media_path)
+        t0 = time.perf_counter()
+        kind = media_kind(path)
+        if kind == "image":
+            frames = [Frame(index=0, timestamp=0.0, image=read_image(path))]
+        else:
+            frames = sample_frames(path, num_frames=opts.num_frames, every=opts.every, per_second=opts.per_second)
+        timings["decode"] += time.perf_counter() - t0
+        if not frames:
+            raise MediaError(path, "no frame could be decoded")
+
+        cropped = opts.cropped if opts.cropped is not None else rec.cropped
+        if cropped is None and kind == "image":
+            cropped = self._looks_cropped(frames[0].image, timings)
+        # (frame_index, timestamp, track_id, box, score, image)
+        faces: list[tuple[int, float, int, tuple[float, float, float, float], float, np.ndarray]] = []
+        t0 = time.perf_counter()
+        if cropped:
+            for fr in frames:
+                h, w = fr.image.shape[:2]
+                faces.append((fr.index, fr.timestamp, 0, (0.0, 0.0, float(w), float(h)), 1.0, fr.image))
+            resize_to = opts.size
+        else:
+            from fakescope.data.faces import extract_faces
+
+            det = self._get_detector()
+            before = det.seconds
+            found = extract_faces(
+                frames, det, size=opts.size, margin=opts.margin, max_faces=opts.max_faces, align=opts.align
+            )
+            timings["detect"] += det.seconds - before
+            timings["crop"] -= det.seconds - before
+            faces = [(c.frame_index, c.timestamp, c.track_id, tuple(c.box), c.score, c.image) for c in found]
+            resize_to = None
+        timings["crop"] += time.perf_counter() - t0
+        if not faces:
+            hint = " (pass cropped=True / --cropped if these are face crops)" if kind == "image" else ""
+            raise MediaError(path, f"no face found in {len(frames)} sampled frame(s){hint}")
+
+        rows = []
+        for frame_index, timestamp, track_id, box, score, image in faces:
+            t0 = time.perf_counter()
+            if resize_to is not None:
+                image = _resize_square(image, resize_to)
+            data = _encode_png(image)
+            timings["crop"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            crop = cdir / f"{int(frame_index):06d}_{int(track_id):02d}.png"
+            atomic_write_bytes(crop, data)
+            timings["write"] += time.perf_counter() - t0
+            rows.append(
+                {
+                    "dataset": rec.dataset,
+                    "video_id": rec.video_id,
+                    "source_id": rec.source_id or rec.video_id,
+                    "identity": rec.identity,
+                    "group_id": rec.group_id,
+                    "label": int(rec.label),
+                    "manipulation": rec.manipulation,
+                    "compression": rec.compression,
+                    "split": "",
+                    "media_path": str(rec.media_path),
+                    "frame_index": int(frame_index),
+                    "timestamp": float(timestamp),
+                    "track_id": int(track_id),
+                    "box_x1": float(box[0]),
+                    "box_y1": float(box[1]),
+                    "box_x2": float(box[2]),
+                    "box_y2": float(box[3]),
+                    "det_score": float(score),
+                    "crop_path": crop.relative_to(self.out_dir).as_posix(),
+                    "official_split": rec.official_split,
+                }
+            )
+        return rows
+
+    def _looks_cropped(self, image: np.ndarray, timings: dict[str, float]) -> bool:
+        h, w = image.shape[:2]
+        if max(h, w) > AUTO_CROP_MAX_SIDE:
+            return False
+        det = self._get_detector()
+        before = det.seconds
+        faces = det.detect(image)
+        timings["detect"] += det.seconds - before
+        if not faces:
+            return False
+        x1, y1, x2, y2 = faces[0].box
+        fill = max(0.0, min(x2, w) - max(x1, 0)) * max(0.0, min(y2, h) - max(y1, 0)) / float(w * h)
+        return fill >= AUTO_CROP_MIN_FILL
+
+
+def _run_chunk(records: list[MediaRecord], opts: PrepareOptions, out_dir: str) -> list[ItemResult]:
+    """Process-pool task: one detector for a chunk of records."""
+    worker = PrepareWorker(opts, out_dir)
+    try:
+        return [worker.run(rec) for rec in records]
+    finally:
+        worker.close()
+
+
+def _chunks(items: Sequence[MediaRecord], size: int) -> list[list[MediaRecord]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _run_process(
+    records: list[MediaRecord], opts: PrepareOptions, out_dir: Path, workers: int
+) -> Iterable[ItemResult]:
+    if workers <= 1:
+        worker = PrepareWorker(opts, out_dir)
+        try:
+            for rec in records:
+                yield worker.run(rec)
+        finally:
+            worker.close()
+        return
+    # small chunks keep the pool busy and the progress bar moving; large inputs amortise detector start-up
+    chunk = max(1, min(16, len(records) // (workers * 8)))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    try:
+        pending = {pool.submit(_run_chunk, c, opts, str(out_dir)) for c in _chunks(records, chunk)}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield from fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise FakescopeError("executor='ray' needs Ray: pip install 'fakescope[ray]'") from exc
+    return ray
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Connect to Ray (``address``) or start a quiet local instance; return True when this call started it."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address is None:
+        kwargs["num_cpus"] = num_cpus
+    ray.init(address=address, **kwargs)
+    return True
+
+
+def _run_ray(
+    records: list[MediaRecord], opts: PrepareOptions, out_dir: Path, workers: int, address: str | None
+) -> Iterable[ItemResult]:
+    ray = _import_ray()
+    from ray.util import ActorPool
+
+    started = init_ray(address, num_cpus=max(1, workers))
+    actors: list[Any] = []
+    try:
+        actor_cls = ray.remote(num_cpus=1)(PrepareWorker)
+        actors = [actor_cls.remote(opts, str(out_dir)) for _ in range(max(1, workers))]
+        pool = ActorPool(actors)
+        yield from pool.map_unordered(lambda actor, rec: actor.run.remote(rec), records)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
+
+
+def _clean_temporaries(out_dir: Path) -> None:
+    """Remove temporary files an interrupted run left in the shard folders (crop folders are redone anyway)."""
+    shards = out_dir / "shards"
+    if shards.is_dir():
+        for tmp in shards.rglob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
+    for tmp in out_dir.glob(".*.tmp*"):
+        tmp.unlink(missing_ok=True)
+
+
+def write_failures(path: Path, failures: list[ItemResult]) -> Path:
+    """Write ``failures.csv`` (path,reason) atomically; header only when nothing failed."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["path", "reason"])
+    for f in failures:
+        writer.writerow([f.media_path, f.reason])
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def assemble_manifest(records: Sequence[MediaRecord], out_dir: Path, fingerprint: str) -> Any:
+    """Concatenate the shards of ``records`` (finished ones only) into a manifest DataFrame."""
+    import pandas as pd
+
+    from fakescope.data.manifest import empty_manifest, normalize_manifest
+
+    rows: list[dict[str, Any]] = []
+    for rec in records:
+        got = read_shard(shard_path(out_dir, rec), fingerprint)
+        if got:
+            rows.extend(got)
+    if not rows:
+        return empty_manifest()
+    df = normalize_manifest(pd.DataFrame(rows))
+    df["official_split"] = df["official_split"].fillna("").astype("string")
+    return df
+
+
+def prepare_dataset(
+    kind: str,
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    size: int = 256,
+    num_frames: int | None = 32,
+    every: int | None = None,
+    per_second: float | None = None,
+    detector: str = "blazeface",
+    weights_dir: str | Path | None = None,
+    margin: float = 0.3,
+    max_faces: int | None = None,
+    align: bool = False,
+    workers: int = 1,
+    executor: str = "process",
+    ray_address: str | None = None,
+    cropped: bool | None = None,
+    seed: int = 0,
+    split_ratios: Sequence[float] = (0.7, 0.15, 0.15),
+    adapter_options: dict[str, Any] | None = None,
+    records: Sequence[MediaRecord] | None = None,
+    progress: ProgressFn | None = None,
+) -> PrepareResult:
+    """Turn the dataset ``kind`` at ``root`` into face crops and a manifest under ``out_dir``.
+
+    Args:
+        kind: dataset adapter (``fakescope.data.adapters.list_adapters()``).
+        root: dataset folder (for ``csv``: the CSV file or its folder).
+        out_dir: output folder (created); re-running on it resumes.
+        size: crop side in pixels.
+        num_frames: evenly spaced frames per video; ``every`` / ``per_second`` select other sampling.
+        every: keep every k-th frame.
+        per_second: keep k frames per second.
+        detector: face-detector backend.
+        weights_dir: offline folder with the detector's model files.
+        margin: box growth before cropping.
+        max_faces: faces kept per frame (None = all).
+        align: 5-point alignment.
+        workers: parallel workers (processes or Ray actors).
+        executor: ``"process"`` (local process pool) or ``"ray"``.
+        ray_address: Ray cluster address (None = start a local instance with ``workers`` CPUs).
+        cropped: inputs are face crops (True), never (False), or decide per image (None).
+        seed: split seed.
+        split_ratios: train, val, test fractions of videos.
+        adapter_options: extra options for the adapter (``csv``: ``group_col`` ...).
+        records: use these records instead of calling the adapter (for tests and custom sources).
+        progress: called as ``progress(done, total)`` after each input that needed work.
+
+    Returns:
+        A :class:`PrepareResult`.
+
+    Raises:
+        ValueError: bad options.
+        FakescopeError: unusable dataset layout, or no input produced a crop.
+    """
+    from fakescope.data.manifest import MANIFEST_NAME, write_manifest
+    from fakescope.data.splits import assign_splits
+    from fakescope.utils.runinfo import write_run_info
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
+    if size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {size}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    opts = PrepareOptions(
+        size=size,
+        num_frames=num_frames,
+        every=every,
+        per_second=per_second,
+        detector=detector,
+        weights_dir=str(weights_dir) if weights_dir is not None else None,
+        margin=margin,
+        max_faces=max_faces,
+        align=align,
+        cropped=cropped,
+    )
+    recs = list(records) if records is not None else load_records(kind, root, **(adapter_options or {}))
+    fingerprint = opts.fingerprint()
+    _clean_temporaries(out)
+
+    todo = [r for r in recs if read_shard(shard_path(out, r), fingerprint) is None]
+    n_resumed = len(recs) - len(todo)
+    if n_resumed:
+        logger.info("resuming: %d of %d inputs already done", n_resumed, len(recs))
+    failures: list[ItemResult] = []
+    timings = dict.fromkeys(STAGES, 0.0)
+    n_processed = 0
+    done = 0
+    if progress is not None:
+        progress(0, len(todo))
+    t_start = time.perf_counter()
+    results: Iterable[ItemResult] = ()
+    if todo and executor == "ray":
+        results = _run_ray(todo, opts, out, workers, ray_address)
+    elif todo:
+        results = _run_process(todo, opts, out, workers)
+    for res in results:
+        done += 1
+        if res.ok:
+            n_processed += 0 if res.skipped else 1
+        else:
+            failures.append(res)
+            logger.info("skipped %s: %s", res.media_path, res.reason)
+        for k, v in res.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        if progress is not None:
+            progress(done, len(todo))
+    elapsed = time.perf_counter() - t_start
+
+    order = {str(r.media_path): i for i, r in enumerate(recs)}
+    failures.sort(key=lambda f: order.get(f.media_path, math.inf))
+    failures_path = write_failures(out / "failures.csv", failures)
+    df = assemble_manifest(recs, out, fingerprint)
+    manifest_path: Path | None = None
+    if len(df):
+        df = assign_splits(df, seed=seed, ratios=split_ratios)
+        manifest_path = write_manifest(df, out / MANIFEST_NAME)
+    config = {
+        "command": "prepare",
+        "kind": kind,
+        "root": str(Path(root).expanduser().resolve()) if root is not None else None,
+        "out_dir": str(out),
+        **asdict(opts),
+        "workers": workers,
+        "executor": executor,
+        "ray_address": ray_address,
+        "seed": seed,
+        "split_ratios": [float(x) for x in split_ratios],
+        "adapter_options": dict(adapter_options or {}),
+    }
+    write_run_info(out, config)
+    if manifest_path is None:
+        raise FakescopeError(
+            f"{root}: no input produced a face crop ({len(failures)} failed; see {failures_path})"
+        )
+    return PrepareResult(
+        manifest_path=manifest_path,
+        n_rows=len(df),
+        n_failed=len(failures),
+        failures_path=failures_path,
+        n_media=len(recs),
+        n_resumed=n_resumed,
+        n_processed=n_processed,
+        elapsed_s=elapsed,
+        timings=timings,
+    )
+
+
+def default_workers() -> int:
+    """A sensible default worker count: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)

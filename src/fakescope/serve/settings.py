@@ -1,0 +1,61 @@
+"""Service settings: the only place in fakescope that reads environment variables (prefix ``FAKESCOPE_``).
+
+Every field can be set as ``FAKESCOPE_<FIELD>`` (for example ``FAKESCOPE_MAX_UPLOAD_MB=50``) or passed to
+``Settings(...)`` directly; explicit arguments win over the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of ``fakescope serve``.
+
+    Attributes:
+        model: registered detector name (``arch.tag``) or path of a ``.safetensors`` checkpoint; empty means the
+            default pretrained detector of :mod:`fakescope.predict`.
+        weights_dir: local folder with pretrained weight files (offline use, ``--from DIR``).
+        home: download cache for weights (default ``~/.cache/fakescope``).
+        data_dir: where the job database, queued uploads, evidence images and upload temp files live.
+        runtime: ``torch`` or ``onnx``.
+        face_detector: face detector backend (``blazeface`` or ``haar``).
+        face_weights_dir: local folder with the face detector's model file (offline use).
+        num_frames: frames sampled per video.
+        aggregation: video aggregation (``mean``, ``max``, ``confident_mean``).
+        explain: render Grad-CAM heatmaps for each analysed file when the predictor supports it.
+        max_upload_mb: largest accepted upload (larger: 413).
+        max_video_seconds: longest accepted video (longer: 422).
+        workers: background job workers, each with its own loaded predictor (one job at a time by default).
+        worker_enabled: run the background worker at all (tests disable it to keep jobs queued).
+        poll_interval_s: how often an idle worker looks for queued jobs (it is also woken on each new job).
+        max_attempts: a job interrupted this many times (process died while running it) is marked failed.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FAKESCOPE_", extra="ignore")
+
+    model: str = ""
+    weights_dir: Path | None = None
+    home: Path | None = None
+    data_dir: Path = Path("fakescope-data")
+    runtime: Literal["torch", "onnx"] = "torch"
+    face_detector: str = "blazeface"
+    face_weights_dir: Path | None = None
+    num_frames: int = Field(32, ge=1, le=1024)
+    aggregation: Literal["mean", "max", "confident_mean"] = "mean"
+    explain: bool = True
+    max_upload_mb: float = Field(100.0, gt=0)
+    max_video_seconds: float = Field(120.0, gt=0)
+    workers: int = Field(1, ge=1, le=16)
+    worker_enabled: bool = True
+    poll_interval_s: float = Field(1.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """``max_upload_mb`` in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)

@@ -1,0 +1,674 @@
+"""The training loop: ``fit(config, manifest, out_dir)`` and its pieces.
+
+One epoch = :func:`train_one_epoch` over the ``train`` split, then :func:`evaluate` on the ``val`` split. The
+best checkpoint is the one with the highest validation AUC (never loss or accuracy, which a one-class predictor
+can game); its decision threshold is chosen on validation by maximising balanced accuracy (Youden's J) and stored
+in the checkpoint metadata. Training stops early after ``patience`` epochs without a better AUC.
+
+Distributed training uses plain ``torch.nn.parallel.DistributedDataParallel`` with a process group set up by the
+launcher (``torchrun``; see :mod:`fakescope.train.dist`). Every process trains on its shard of each global batch;
+only rank 0 writes files. Mixed precision uses ``torch.autocast`` on CUDA (bf16 where supported, else fp16 with a
+gradient scaler).
+
+Run directory layout::
+
+    config.yaml  run.json          resolved config and provenance
+    train.log                      human-readable log (class balance, per-epoch metrics, stopping)
+    metrics.csv  steps.csv         per-epoch metrics; per-step training loss (the global-batch mean)
+    best.safetensors (+ .json)     best checkpoint by validation AUC, with "threshold"
+    last.safetensors (+ .json)     weights after the latest epoch
+    last_state.safetensors         resumable state (optimiser, scheduler, epoch, history), no pickle
+    result.json                    summary (best epoch, AUC, threshold, class balance)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fakescope.data.datasets import ClassBalance, FaceDataset, class_balance, create_loader
+from fakescope.data.manifest import read_manifest
+from fakescope.errors import ManifestError
+from fakescope.models import create_detector, save_checkpoint
+from fakescope.train.config import ConfigError, TrainConfig
+from fakescope.train.dist import DistInfo, all_gather_objects, all_reduce_mean, barrier, current_dist
+from fakescope.train.optim import create_optimizer, create_scheduler
+from fakescope.train.state import STATE_NAME, load_train_state, save_train_state
+from fakescope.utils.io import atomic_write_text
+from fakescope.utils.runinfo import write_run_info
+
+_logger = logging.getLogger(__name__)
+
+#: ``callback(event, info)``; events: ``start``, ``epoch_start``, ``step``, ``epoch_end``, ``fold_start``, ``end``.
+Callback = Callable[[str, dict[str, Any]], None]
+
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_auc",
+    "val_ap",
+    "val_acc",
+    "val_balanced_acc",
+    "val_balanced_acc_at_threshold",
+    "threshold",
+    "lr",
+    "frozen",
+    "seconds",
+)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`fit`.
+
+    Attributes:
+        run_dir: the run directory.
+        best_checkpoint: best checkpoint by validation AUC (for ``folds > 1``: the ensemble descriptor JSON).
+        history: one dict per epoch (the rows of ``metrics.csv``; with folds, a ``fold`` key is added).
+        best_val_auc: validation AUC of the best checkpoint (folds: out-of-fold AUC of the fold models).
+        best_epoch: epoch of the best checkpoint (-1 for ensembles).
+        threshold: decision threshold chosen on validation.
+        balance: class counts and weights reported at start.
+        stopped_early: training ended by early stopping.
+    """
+
+    run_dir: Path
+    best_checkpoint: Path
+    history: list[dict[str, Any]]
+    best_val_auc: float
+    best_epoch: int = -1
+    threshold: float = 0.5
+    balance: dict[str, Any] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+# --------------------------------------------------------------------------------------------------------------
+# metrics
+
+
+def choose_threshold(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """The threshold on P(fake) that maximises balanced accuracy (Youden's J = TPR - FPR) on ``y_true``.
+
+    A score is called fake when ``prob >= threshold``. Returns 0.5 when only one class is present.
+    """
+    from sklearn.metrics import roc_curve
+
+    y_true = np.asarray(y_true)
+    if len(np.unique(y_true)) < 2:
+        return 0.5
+    fpr, tpr, thr = roc_curve(y_true, y_prob)
+    best = int(np.argmax(tpr - fpr))
+    return float(np.clip(thr[best], 0.0, 1.0))
+
+
+def validation_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
+    """AUC, AP, log-loss, accuracy and balanced accuracy at 0.5, and at the threshold chosen on these scores."""
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, log_loss, roc_auc_score
+
+    y_true = np.asarray(y_true).astype(int)
+    y_prob = np.clip(np.asarray(y_prob, dtype=np.float64), 1e-7, 1 - 1e-7)
+    both = len(np.unique(y_true)) == 2
+    thr = choose_threshold(y_true, y_prob)
+    pred = (y_prob >= 0.5).astype(int)
+    return {
+        "val_loss": float(log_loss(y_true, y_prob, labels=[0, 1])),
+        "val_auc": float(roc_auc_score(y_true, y_prob)) if both else float("nan"),
+        "val_ap": float(average_precision_score(y_true, y_prob)) if both else float("nan"),
+        "val_acc": float((pred == y_true).mean()),
+        "val_balanced_acc": float(balanced_accuracy_score(y_true, pred)),
+        "val_balanced_acc_at_threshold": float(balanced_accuracy_score(y_true, (y_prob >= thr).astype(int))),
+        "threshold": thr,
+    }
+
+
+def select_best_epoch(history: list[dict[str, Any]]) -> int:
+    """Index of the epoch with the highest validation AUC (first one on ties); -1 when none is finite."""
+    aucs = [h.get("val_auc", float("nan")) for h in history]
+    finite = [(a, -i) for i, a in enumerate(aucs) if a is not None and math.isfinite(a)]
+    return -max(finite)[1] if finite else -1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# steps
+
+
+def _resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device(f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {spec!r} requested but CUDA is not available")
+    return device
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def train_one_epoch(
+    net: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    device: torch.device,
+    *,
+    dist_info: DistInfo | None = None,
+    amp: bool = False,
+    scaler: Any | None = None,
+    attack: Any | None = None,
+    adv_ratio: float = 0.5,
+    grad_clip: float | None = None,
+    max_steps: int | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> list[float]:
+    """Train ``net`` for one pass over ``loader``; return the per-step loss (mean over the global batch).
+
+    Args:
+        net: the model (possibly wrapped in DistributedDataParallel).
+        loader: batches of ``(x, y, index)``.
+        optimizer: the optimiser.
+        loss_fn: ``BCEWithLogitsLoss`` (with ``pos_weight`` when balancing through the loss).
+        device: where to compute.
+        dist_info: rank and world size (the logged loss is averaged over processes).
+        amp: autocast on CUDA.
+        scaler: a ``torch.amp.GradScaler`` for fp16 autocast (or None).
+        attack: adversarial training attack (``attack(x, y) -> x_adv``); the loss becomes
+            ``(1 - adv_ratio) * clean + adv_ratio * adversarial``.
+        adv_ratio: weight of the adversarial loss.
+        grad_clip: max gradient norm.
+        max_steps: stop after this many steps.
+        on_step: ``on_step(step, total_steps, loss)`` after each step.
+    """
+    info = dist_info or DistInfo()
+    module = getattr(net, "module", net)
+    net.train()
+    total = len(loader) if max_steps is None else min(len(loader), max_steps)
+    losses: list[float] = []
+    for step, (x, y, _idx) in enumerate(loader):
+        if step >= total:
+            break
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        x_adv = None
+        if attack is not None and adv_ratio > 0:
+            module.eval()
+            x_adv = attack(x, y).detach()
+            net.train()
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, amp):
+            if x_adv is None:
+                loss = loss_fn(net(x).float(), y)
+            else:
+                logits = net(torch.cat([x, x_adv])).float()
+                clean, adv = logits[: len(x)], logits[len(x) :]
+                loss = (1 - adv_ratio) * loss_fn(clean, y) + adv_ratio * loss_fn(adv, y)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+            optimizer.step()
+        value = float(all_reduce_mean(loss.detach(), info))
+        losses.append(value)
+        if on_step is not None:
+            on_step(step + 1, total, value)
+    return losses
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, amp: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(fake), labels and row indices of every sample of ``loader`` (this process's shard)."""
+    model.eval()
+    probs, labels, rows = [], [], []
+    for x, y, idx in loader:
+        with _autocast(device, amp):
+            logits = model(x.to(device, non_blocking=True))
+        probs.append(torch.sigmoid(logits.float()).cpu().numpy())
+        labels.append(y.numpy())
+        rows.append(np.asarray(idx))
+    if not probs:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(rows).astype(np.int64)
+
+
+def predict_scores(
+    model: nn.Module,
+    df: pd.DataFrame,
+    root: str | Path,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+) -> np.ndarray:
+    """P(fake) for every row of a manifest ``df`` (crops relative to ``root``, the manifest's folder or file).
+
+    The crops are resized to ``model.cfg.input_size``; no augmentation. Returns an array aligned with ``df``.
+    """
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    model = model.to(device)
+    loader = create_loader(
+        df, root, model.cfg.input_size, batch_size, train=False, num_workers=num_workers, augment=False
+    )
+    probs, _, rows = evaluate(model, loader, device)
+    out = np.empty(len(df), dtype=np.float64)
+    out[rows] = probs
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# run directory (rank 0 only)
+
+
+class _RunWriter:
+    """Everything a run writes, in one place; only rank 0 gets one."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, extra: dict[str, Any], resume: bool) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_info(run_dir, {**config.to_dict(), "_run": extra})
+        self.log_path = run_dir / "train.log"
+        if not resume:
+            for name in ("train.log", "metrics.csv", "steps.csv"):
+                (run_dir / name).unlink(missing_ok=True)
+
+    def log(self, message: str) -> None:
+        _logger.info(message)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} {message}\n")
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        self._write_csv("metrics.csv", METRIC_COLUMNS, history)
+
+    def write_steps(self, steps: list[dict[str, Any]]) -> None:
+        self._write_csv("steps.csv", ("step", "epoch", "loss", "lr"), steps)
+
+    def _write_csv(self, name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(self.run_dir / name, buf.getvalue())
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        atomic_write_text(self.run_dir / name, json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fit
+
+
+def _split_rows(df: pd.DataFrame, split: str, manifest_path: Path) -> pd.DataFrame:
+    rows = df[df["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        raise ManifestError(
+            f"{manifest_path}: no rows in split {split!r} (splits present: {sorted(set(df['split']))}); "
+            "prepare the data with a train/val/test split, or train with --folds K"
+        )
+    return rows
+
+
+def fit(
+    config: TrainConfig,
+    manifest_path: str | Path,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    callback: Callback | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on a manifest's ``train`` split, selecting by AUC on its ``val`` split.
+
+    With ``config.folds > 1`` trains a K-fold ensemble instead (see :func:`fakescope.train.ensemble.fit_folds`).
+    Under an initialised ``torch.distributed`` process group the run is data-parallel; only rank 0 writes.
+
+    Args:
+        config: the resolved training config.
+        manifest_path: the manifest (Parquet file or its folder); crops are relative to its folder.
+        out_dir: the run directory (created).
+        resume: continue from ``out_dir/last_state.safetensors`` (the epoch after the last finished one).
+        callback: progress callback ``callback(event, info)`` (rank 0 only).
+
+    Raises:
+        ManifestError: missing splits, or a split without both classes.
+        CheckpointError: ``resume`` without a readable state in ``out_dir``.
+    """
+    if config.folds > 1:
+        from fakescope.train.ensemble import fit_folds
+
+        return fit_folds(config, manifest_path, out_dir, resume=resume, callback=callback)
+    manifest_path = Path(manifest_path)
+    df = read_manifest(manifest_path)
+    train_df = _split_rows(df, config.train_split, manifest_path)
+    val_df = _split_rows(df, config.val_split, manifest_path)
+    root = manifest_path if manifest_path.is_dir() else manifest_path.parent
+    return fit_frames(config, train_df, val_df, root, out_dir, resume=resume, callback=callback)
+
+
+def fit_frames(
+    config: TrainConfig,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame,
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    callback: Callback | None = None,
+) -> TrainResult:
+    """:func:`fit` on explicit training and validation rows (crops relative to ``root``)."""
+    info = current_dist()
+    out_dir = Path(out_dir)
+    device = _resolve_device(config.device)
+    val_labels = val_df["label"].to_numpy()
+    if len(np.unique(val_labels)) < 2:
+        raise ManifestError(
+            f"the validation rows hold only one class ({int((val_labels == 0).sum())} real, "
+            f"{int((val_labels == 1).sum())} fake); AUC-based model selection needs both"
+        )
+    balance = class_balance(train_df["label"].to_numpy())
+
+    torch.manual_seed(config.seed)
+    model = create_detector(
+        config.model, pretrained=config.pretrained, checkpoint_path=config.init_checkpoint, **config.model_kwargs
+    ).to(device)
+    size = model.cfg.input_size
+    cache: bool | str = {"auto": "auto", "true": True, "false": False}[config.cache_images]
+    train_loader = create_loader(
+        train_df,
+        root,
+        size,
+        config.batch_size,
+        train=True,
+        seed=config.seed,
+        balance=config.balance == "sampler",
+        augment=config.augment,
+        num_workers=config.num_workers,
+        rank=info.rank,
+        world_size=info.world_size,
+        cache=cache,
+        pin_memory=device.type == "cuda",
+    )
+    val_loader = create_loader(
+        val_df,
+        root,
+        size,
+        config.eval_batch_size or 2 * config.batch_size,
+        train=False,
+        num_workers=config.num_workers,
+        rank=info.rank,
+        world_size=info.world_size,
+        cache=cache,
+        pin_memory=device.type == "cuda",
+    )
+    pos_weight = torch.tensor(balance.pos_weight, device=device) if config.balance == "loss" else None
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    lr = config.lr * (info.world_size if config.scale_lr else 1)
+    optimizer = create_optimizer(model, config.optimizer, lr, config.weight_decay, config.momentum)
+    scheduler = create_scheduler(
+        optimizer, config.scheduler, config.epochs, config.step_size, config.gamma, config.min_lr
+    )
+    use_amp = config.amp and device.type == "cuda"
+    fp16 = use_amp and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda", enabled=fp16) if device.type == "cuda" else None
+    attack = _create_attack(config, model) if config.adv else None
+
+    history: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    best_auc, best_epoch, bad_epochs, start_epoch = -math.inf, -1, 0, 0
+    best_threshold = 0.5
+    state_path = out_dir / STATE_NAME
+    if resume:
+        saved = load_train_state(state_path, model, optimizer, scheduler, scaler)
+        start_epoch = int(saved["epoch"]) + 1
+        history, steps = saved.get("history", []), saved.get("steps", [])
+        best_auc = float(saved.get("best_val_auc", -math.inf))
+        best_epoch, bad_epochs = int(saved.get("best_epoch", -1)), int(saved.get("bad_epochs", 0))
+        best_threshold = float(saved.get("threshold", 0.5))
+
+    run_extra = {
+        "world_size": info.world_size,
+        "global_batch_size": config.batch_size * info.world_size,
+        "effective_lr": lr,
+        "device": str(device),
+        "amp": use_amp,
+        "n_train": len(train_df),
+        "n_val": len(val_df),
+        "class_balance": balance.to_dict(),
+        "balance": config.balance,
+    }
+    writer = _RunWriter(out_dir, config, run_extra, resume) if info.is_main else None
+    emit = callback if (callback is not None and info.is_main) else (lambda *_: None)
+    if writer is not None:
+        writer.log(_balance_message(balance, config.balance, len(val_df)))
+        writer.log(
+            f"model {config.model} (input {size}px), {info.world_size} process(es), per-process batch "
+            f"{config.batch_size}, global batch {config.batch_size * info.world_size}, lr {lr:g}, device {device}"
+            + (f", resuming at epoch {start_epoch}" if resume else "")
+        )
+    emit(
+        "start",
+        {
+            **run_extra,
+            "model": config.model,
+            "epochs": config.epochs,
+            "start_epoch": start_epoch,
+            "steps_per_epoch": min(len(train_loader), config.max_steps_per_epoch or len(train_loader)),
+            "balance_message": _balance_message(balance, config.balance, len(val_df)),
+        },
+    )
+
+    net: nn.Module = model
+    frozen_state: bool | None = None
+    stopped_early = False
+    if start_epoch > 0 and bad_epochs >= config.patience > 0:
+        stopped_early = True
+        start_epoch = config.epochs
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        frozen = epoch < config.freeze_backbone_epochs
+        if frozen != frozen_state:
+            if hasattr(model, "freeze_backbone"):
+                model.freeze_backbone(frozen)
+            net = _wrap_ddp(model, device, info)  # DDP registers hooks for trainable parameters only
+            frozen_state = frozen
+        torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + info.rank)
+        for loader in (train_loader, val_loader):
+            loader.sampler.set_epoch(epoch)
+            loader.dataset.set_epoch(epoch)
+        emit("epoch_start", {"epoch": epoch, "epochs": config.epochs})
+        current_lr = optimizer.param_groups[0]["lr"]
+
+        def on_step(step: int, total: int, loss: float, epoch: int = epoch, lr_: float = current_lr) -> None:
+            steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "lr": lr_})
+            emit("step", {"epoch": epoch, "step": step, "steps": total, "loss": loss})
+
+        losses = train_one_epoch(
+            net,
+            train_loader,
+            optimizer,
+            loss_fn,
+            device,
+            dist_info=info,
+            amp=use_amp,
+            scaler=scaler,
+            attack=attack,
+            adv_ratio=config.adv_ratio,
+            grad_clip=config.grad_clip,
+            max_steps=config.max_steps_per_epoch,
+            on_step=on_step,
+        )
+        probs, labels = _evaluate_all(model, val_loader, device, use_amp, info)
+        if scheduler is not None:
+            scheduler.step()
+        metrics = validation_metrics(labels, probs)
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            **metrics,
+            "lr": current_lr,
+            "frozen": frozen,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        history.append(row)
+        improved = math.isfinite(row["val_auc"]) and row["val_auc"] > best_auc
+        if improved:
+            best_auc, best_epoch, bad_epochs, best_threshold = row["val_auc"], epoch, 0, row["threshold"]
+        else:
+            bad_epochs += 1
+        if writer is not None:
+            meta = _checkpoint_meta(config, row, run_extra)
+            if improved:
+                save_checkpoint(model, out_dir / "best.safetensors", **meta)
+            save_checkpoint(model, out_dir / "last.safetensors", **meta)
+            save_train_state(
+                state_path,
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                {
+                    "epoch": epoch,
+                    "history": history,
+                    "steps": steps,
+                    "best_val_auc": best_auc,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs,
+                    "threshold": best_threshold,
+                    "config": config.to_dict(),
+                },
+            )
+            writer.write_metrics(history)
+            writer.write_steps(steps)
+            writer.log(
+                f"epoch {epoch}: train_loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
+                f"val_auc {row['val_auc']:.4f} val_bal_acc {row['val_balanced_acc']:.4f} "
+                f"threshold {row['threshold']:.3f}{' (best)' if improved else ''}"
+            )
+        emit("epoch_end", {**row, "improved": improved, "best_val_auc": best_auc, "epochs": config.epochs})
+        if config.patience > 0 and bad_epochs >= config.patience:
+            stopped_early = True
+            if writer is not None:
+                writer.log(f"early stopping: no better validation AUC for {bad_epochs} epochs")
+            break
+
+    barrier(info)
+    result = TrainResult(
+        run_dir=out_dir,
+        best_checkpoint=out_dir / "best.safetensors",
+        history=history,
+        best_val_auc=best_auc if math.isfinite(best_auc) else float("nan"),
+        best_epoch=best_epoch,
+        threshold=best_threshold,
+        balance=balance.to_dict(),
+        stopped_early=stopped_early,
+    )
+    if writer is not None:
+        writer.write_json(
+            "result.json",
+            {
+                "best_checkpoint": result.best_checkpoint.name,
+                "best_epoch": best_epoch,
+                "best_val_auc": result.best_val_auc,
+                "threshold": best_threshold,
+                "epochs_run": len(history),
+                "stopped_early": stopped_early,
+                **run_extra,
+            },
+        )
+        writer.log(f"done: best epoch {best_epoch}, val AUC {best_auc:.4f}, threshold {best_threshold:.3f}")
+    emit("end", {"result": result})
+    return result
+
+
+def _balance_message(balance: ClassBalance, mode: str, n_val: int) -> str:
+    c, w = balance.counts, balance.weights
+    head = f"training rows: {c[0]} real, {c[1]} fake; validation rows: {n_val}. "
+    if mode == "sampler":
+        return head + f"class balancing: weighted sampling (per-row weight real {w[0]:.3f}, fake {w[1]:.3f})"
+    if mode == "loss":
+        return head + f"class balancing: BCE pos_weight {balance.pos_weight:.3f} on fakes"
+    return head + "class balancing: off"
+
+
+def _checkpoint_meta(config: TrainConfig, row: dict[str, Any], run_extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "detector": config.model,
+        "model_kwargs": dict(config.model_kwargs),
+        "threshold": row["threshold"],
+        "threshold_rule": "max balanced accuracy (Youden J) on validation",
+        "epoch": row["epoch"],
+        "val_metrics": {k: v for k, v in row.items() if k.startswith("val_")},
+        "config": config.to_dict(),
+        "train": {k: run_extra[k] for k in ("world_size", "global_batch_size", "n_train", "n_val", "class_balance")},
+    }
+
+
+def _evaluate_all(
+    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, amp: bool, info: DistInfo
+) -> tuple[np.ndarray, np.ndarray]:
+    probs, labels, rows = evaluate(model, loader, device, amp)
+    parts = all_gather_objects((probs, labels, rows), info)
+    n = len(loader.dataset)
+    all_probs, all_labels = np.empty(n), np.empty(n)
+    for p, y, r in parts:
+        all_probs[r], all_labels[r] = p, y
+    return all_probs, all_labels
+
+
+def _wrap_ddp(model: nn.Module, device: torch.device, info: DistInfo) -> nn.Module:
+    if not info.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _create_attack(config: TrainConfig, model: nn.Module) -> Any:
+    try:
+        from fakescope.attacks import create_attack
+    except ImportError as exc:  # pragma: no cover - the attacks package ships with fakescope
+        raise ConfigError(f"adversarial training needs fakescope.attacks ({exc})") from exc
+    kwargs: dict[str, Any] = {}
+    if config.adv and config.adv.startswith("pgd"):
+        kwargs["steps"] = config.adv_steps
+    return create_attack(config.adv, model, eps=config.adv_eps, seed=config.seed, **kwargs)
+
+
+def build_eval_dataset(df: pd.DataFrame, root: str | Path, input_size: int) -> FaceDataset:
+    """A non-augmented :class:`FaceDataset` (helper for evaluation code)."""
+    return FaceDataset(df, root, input_size, augment=False)

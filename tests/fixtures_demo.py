@@ -1,0 +1,1 @@
+"""Session fixtures over the built-in demo data (owned by the demo/synth work)."""

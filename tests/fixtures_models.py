@@ -1,0 +1,1 @@
+"""Session fixtures with trained demo models (owned by the training work)."""
