@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from prepare_helpers import BUILDERS
 
 from fakescope.data.adapters import list_adapters, load_records, parse_label, safe_id
 from fakescope.errors import FakescopeError
+from prepare_helpers import BUILDERS
 
 
 def _touch(path: Path) -> Path:
@@ -30,7 +30,7 @@ def test_unknown_kind_lists_choices(tmp_path):
 def test_wrong_layout_says_what_is_expected(tmp_path):
     with pytest.raises(FakescopeError, match="Celeb-real"):
         load_records("celebdf", tmp_path)
-    with pytest.raises(FakescopeError, match="metadata.json"):
+    with pytest.raises(FakescopeError, match=r"metadata\.json"):
         load_records("dfdc", tmp_path)
 
 
@@ -42,7 +42,9 @@ def test_celebdf_identities_sources_and_official_test(tmp_path):
         "Celeb-synthesis/id0_id1_0000.mp4",
     ):
         _touch(tmp_path / rel)
-    (tmp_path / "List_of_testing_videos.txt").write_text("1 YouTube-real/00042.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+    (tmp_path / "List_of_testing_videos.txt").write_text(
+        "1 YouTube-real/00042.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
+    )
     recs = {r.video_id: r for r in load_records("celebdf", tmp_path)}
     assert set(recs) == {"id0_0000", "id1_0003", "yt_00042", "id0_id1_0000"}
     fake = recs["id0_id1_0000"]

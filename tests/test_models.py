@@ -107,14 +107,14 @@ def test_timm_families_normalise_like_their_imagenet_weights(name: str) -> None:
 
 
 def test_normalisation_happens_inside_the_model() -> None:
-    model = create_detector("efficientnet_b0").eval()
+    torch.manual_seed(0)
+    model = create_detector("cnn").eval()  # ImageNet mean/std from its cfg
     x = torch.rand(1, 3, 224, 224)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        expected = model.head(model.backbone((x - mean) / std)).reshape(-1)
-        assert torch.allclose(model(x), expected, atol=1e-5)
-        assert not torch.allclose(model(x), model.head(model.backbone(x)).reshape(-1), atol=1e-3)
+        assert torch.allclose(model.forward_features(x), model.backbone((x - mean) / std), atol=1e-5)
+        assert not torch.allclose(model.forward_features(x), model.backbone(x), atol=1e-3)
 
 
 def test_parameter_counts_match_a_real_build() -> None:
@@ -140,7 +140,7 @@ def test_unknown_name_lists_the_choices() -> None:
     for name in EXPECTED:
         assert name in msg
     assert "did you mean resnet50" in msg
-    with pytest.raises(ValueError, match="meso4.mesonet_df"):
+    with pytest.raises(ValueError, match=r"meso4\.mesonet_df"):
         create_detector("meso4.nonexistent")
     with pytest.raises(KeyError, match="efficientnet_b0"):
         get_detector_cfg("nope")
@@ -206,7 +206,6 @@ def test_hf_label_head_matches_softmax_probability() -> None:
 
 
 def test_hf_without_transformers_gives_an_install_hint() -> None:
-    pytest.importorskip("torch")
     try:
         import transformers  # noqa: F401
     except ImportError:
@@ -215,6 +214,48 @@ def test_hf_without_transformers_gives_an_install_hint() -> None:
         pytest.skip("transformers is installed")
     with pytest.raises(FakescopeError, match=r"fakescope\[hf\]"):
         create_detector("hf:Wvolf/ViT_Deepfake_Detection")
+
+
+def test_hf_adapter_with_a_stand_in_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapter's plumbing (processor contract, label head) against a minimal stand-in for ``transformers``."""
+    import types
+
+    class Config:
+        id2label = {0: "Fake", 1: "Real"}  # noqa: RUF012
+        image_size = 64
+
+    class Processor:
+        size = {"height": 64, "width": 64}  # noqa: RUF012
+        image_mean = (0.5, 0.5, 0.5)
+        image_std = (0.5, 0.5, 0.5)
+
+    class Output:
+        def __init__(self, logits: torch.Tensor) -> None:
+            self.logits = logits
+
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)
+
+        def forward(self, pixel_values: torch.Tensor) -> Output:
+            return Output(self.fc(pixel_values.mean((2, 3))))
+
+    def loader(obj: object) -> types.SimpleNamespace:
+        return types.SimpleNamespace(from_pretrained=lambda model_id, **kw: obj)
+
+    fake = types.ModuleType("transformers")
+    fake.AutoConfig = loader(Config())
+    fake.AutoImageProcessor = loader(Processor())
+    fake.AutoModelForImageClassification = loader(Classifier())
+    monkeypatch.setitem(__import__("sys").modules, "transformers", fake)
+
+    model = create_detector("hf:someone/deepfake-vit")
+    assert model.cfg.arch == "hf:someone/deepfake-vit" and model.cfg.input_size == 64
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        class_logits = model.backbone.model(pixel_values=(x - 0.5) / 0.5).logits
+        assert torch.allclose(model.predict_proba(x), torch.softmax(class_logits, 1)[:, 0], atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------- CLI

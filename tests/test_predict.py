@@ -17,7 +17,6 @@ from fakescope.predict import (
     Predictor,
     aggregate_probs,
     aggregate_tracks,
-    confident_mean,
 )
 
 VERDICTS = {"fake", "real", "no-face", "error"}
@@ -133,15 +132,17 @@ def test_bad_files_become_error_rows(predictor: Predictor, tmp_path: Path) -> No
 # ------------------------------------------------------------------------------------------------ aggregation
 def test_confident_mean_follows_the_dfdc_rule() -> None:
     many_fake = np.r_[np.full(15, 0.95), np.full(10, 0.3)]
-    assert confident_mean(many_fake) == pytest.approx(0.95)
+    assert aggregate_probs(many_fake, "confident_mean") == pytest.approx(0.95)
     mostly_real = np.r_[np.full(19, 0.1), [0.9]]
-    assert confident_mean(mostly_real) == pytest.approx(0.1)
+    assert aggregate_probs(mostly_real, "confident_mean") == pytest.approx(0.1)
     mixed = np.array([0.1, 0.5, 0.9, 0.6])
-    assert confident_mean(mixed) == pytest.approx(mixed.mean())
+    assert aggregate_probs(mixed, "confident_mean") == pytest.approx(mixed.mean())
     assert aggregate_probs([0.2, 0.8], "max") == pytest.approx(0.8)
     assert aggregate_probs([0.2, 0.8], "mean") == pytest.approx(0.5)
     with pytest.raises(ValueError, match="confident_mean"):
         aggregate_probs([0.5], "median")
+    with pytest.raises(ValueError, match="no scores"):
+        aggregate_probs([], "mean")
 
 
 def test_tracks_then_file_score() -> None:
@@ -255,3 +256,26 @@ def test_cli_usage_errors(tmp_path: Path, weights: dict[str, Path], astronaut_pn
     assert "no image or video" in res.output
     res = _run_cli(["predict", str(astronaut_png), "--aggregation", "median"])
     assert res.exit_code == 2
+
+
+def test_adversarial_suspicion_from_fitted_detector(
+    weights: dict[str, Path], tmp_path: Path, astronaut_png: Path, astronaut: np.ndarray
+) -> None:
+    import torch
+
+    from fakescope.defenses import FeatureSqueezing
+    from fakescope.models import create_detector
+
+    model = create_detector("meso4.mesonet_df", weights_dir=weights["model"]).eval()
+    rng = np.random.default_rng(0)
+    clean = torch.from_numpy(rng.random((4, 3, 256, 256), dtype=np.float32))
+    path = FeatureSqueezing(model).fit(clean).save(tmp_path / "adv.json")
+    with Predictor(
+        "meso4.mesonet_df", weights_dir=weights["model"], detector_weights_dir=weights["faces"], adv_detector=path
+    ) as p:
+        assert p.info()["adv_detector"] is True
+        r = p.analyze(astronaut_png)
+    assert r.verdict in {"fake", "real"}
+    assert r.adv_suspicion is not None and 0.0 <= r.adv_suspicion <= 2.0
+    assert isinstance(r.adv_flag, bool)
+    assert r.to_dict()["adv_suspicion"] == r.adv_suspicion

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from prepare_helpers import BUILDERS, manifest_fingerprint, write_video
 from typer.testing import CliRunner
 
 from fakescope.data.manifest import read_manifest, validate_manifest, write_manifest
 from fakescope.data.prepare import prepare_dataset
+from prepare_helpers import BUILDERS, manifest_fingerprint, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"size": 64, "num_frames": 3}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prepare_helpers import manifest_fingerprint, write_video
 
 from fakescope.data.prepare import prepare_dataset
+from prepare_helpers import manifest_fingerprint, write_video
 
 ray = pytest.importorskip("ray")
 

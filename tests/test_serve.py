@@ -116,7 +116,9 @@ def client(client_factory) -> TestClient:
 
 
 def upload(client: TestClient, path: Path, name: str | None = None):
-    return client.post("/v1/analyze", files={"file": (name or path.name, path.read_bytes(), "application/octet-stream")})
+    return client.post(
+        "/v1/analyze", files={"file": (name or path.name, path.read_bytes(), "application/octet-stream")}
+    )
 
 
 def wait_job(client: TestClient, url: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -269,9 +271,13 @@ def test_too_large_upload_without_content_length_is_413(client_factory, media: d
     client = client_factory(max_upload_mb=0.01)
     boundary = "fakescopeboundary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode() + media["image"].read_bytes() * 3 + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + media["image"].read_bytes() * 3
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
     def chunks():  # a streamed (chunked) body has no Content-Length to check up front
         for i in range(0, len(body), 8192):
@@ -305,7 +311,9 @@ def test_too_long_video_is_422(client_factory, media: dict[str, Path]) -> None:
     assert client.get("/healthz").json()["jobs"]["queued"] == 0
 
 
-@pytest.mark.parametrize(("key", "needle"), [("bad_video", "cannot read"), ("bad_jpeg", "cannot analyse"), ("empty", "empty")])
+@pytest.mark.parametrize(
+    ("key", "needle"), [("bad_video", "cannot read"), ("bad_jpeg", "cannot analyse"), ("empty", "empty")]
+)
 def test_unreadable_files_are_422(client: TestClient, media: dict[str, Path], key: str, needle: str) -> None:
     r = upload(client, media[key])
     assert r.status_code == 422, r.text

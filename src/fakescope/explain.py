@@ -78,7 +78,7 @@ def gradcam_reshape_transform(model: Any) -> Callable[[Any], Any] | None:
 
     def reshape(tokens: Any) -> Any:
         t = tokens[:, n_prefix:, :]
-        side = int(round(t.shape[1] ** 0.5))
+        side = round(t.shape[1] ** 0.5)
         return t.reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
 
     return reshape
@@ -137,9 +137,7 @@ def save_overlay(crop: np.ndarray, heatmap: np.ndarray, path: str | Path) -> Pat
     return path
 
 
-def plot_timeline(
-    frames: Sequence[Any], threshold: float, path: str | Path, title: str = "P(fake) over time"
-) -> Path:
+def plot_timeline(frames: Sequence[Any], threshold: float, path: str | Path, title: str = "P(fake) over time") -> Path:
     """Plot P(fake) per face over time, one line per person track, with the decision threshold.
 
     Args:

@@ -191,7 +191,9 @@ class OnnxDetector:
         try:
             self.session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise CheckpointError(f"{source if isinstance(source, str | Path) else '<bytes>'}: not a loadable ONNX model ({exc})") from exc
+            raise CheckpointError(
+                f"{source if isinstance(source, str | Path) else '<bytes>'}: not a loadable ONNX model ({exc})"
+            ) from exc
         raw = self.session.get_modelmeta().custom_metadata_map.get(_META_KEY)
         self.meta: dict[str, Any] = json.loads(raw) if raw else {}
         inp = self.session.get_inputs()[0]

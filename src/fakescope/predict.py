@@ -130,34 +130,17 @@ class FileResult:
 
 
 # --------------------------------------------------------------------------------------------------- aggregation
-def confident_mean(probs: Sequence[float] | np.ndarray, t: float = 0.8) -> float:
-    """The DFDC winner's (Seferbekov) "confident strategy".
-
-    When many faces are confidently fake (more than 11 and more than ``n / 2.5``), average only those; when
-    more than 90 % are confidently real (below 0.2), average only those; otherwise the plain mean.
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    n = len(p)
-    fakes = int(np.count_nonzero(p > t))
-    if fakes > n // 2.5 and fakes > 11:
-        return float(p[p > t].mean())
-    if np.count_nonzero(p < 0.2) > 0.9 * n:
-        return float(p[p < 0.2].mean())
-    return float(p.mean())
-
-
 def aggregate_probs(probs: Sequence[float] | np.ndarray, method: str = "mean") -> float:
-    """Aggregate P(fake) scores of one track with ``mean``, ``max`` or ``confident_mean``."""
-    p = np.asarray(probs, dtype=np.float64)
-    if p.size == 0:
+    """Aggregate P(fake) scores of one track with ``mean``, ``max`` or ``confident_mean``.
+
+    Delegates to :func:`fakescope.eval.aggregate.reduce_scores` (one implementation for evaluation and
+    prediction).
+    """
+    from fakescope.eval.aggregate import reduce_scores
+
+    if len(probs) == 0:
         raise ValueError("no scores to aggregate")
-    if method == "mean":
-        return float(p.mean())
-    if method == "max":
-        return float(p.max())
-    if method == "confident_mean":
-        return confident_mean(p)
-    raise ValueError(f"unknown aggregation {method!r}; choose one of: {', '.join(AGGREGATIONS)}")
+    return reduce_scores(probs, method)
 
 
 def aggregate_tracks(frames: list[FrameScore], method: str) -> tuple[list[TrackScore], float]:
@@ -324,10 +307,8 @@ class Predictor:
             raise ValueError(f"num_frames must be at least 1, got {num_frames}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        self.loaded = load_model(
-            model, runtime, weights_dir=weights_dir, cache_dir=cache_dir, num_threads=num_threads
-        )
-        self.runtime = runtime
+        self.loaded = load_model(model, runtime, weights_dir=weights_dir, cache_dir=cache_dir, num_threads=num_threads)
+        self.runtime = self.loaded.runtime
         self.num_frames = num_frames
         self.aggregation = aggregation
         self.threshold = float(threshold) if threshold is not None else self.loaded.threshold
@@ -578,26 +559,24 @@ def _create_face_detector(
 
 
 def _load_adv_detector(path: str | Path, loaded: LoadedModel) -> Any:
-    """Load a fitted FeatureSqueezing detector (JSON) bound to the predictor's torch model."""
-    from fakescope.defenses import FeatureSqueezing
+    """Load a fitted feature-squeezing detector (JSON) bound to the predictor's torch model."""
+    from fakescope.defenses.evaluate import load_detectors
 
     if loaded.torch_model is None:
         raise ValueError("--adv-detector needs the PyTorch model (a checkpoint or a name), not an .onnx file")
-    load = getattr(FeatureSqueezing, "load", None)
-    if load is None:  # pragma: no cover - depends on the defences module
-        raise ValueError("fakescope.defenses.FeatureSqueezing has no load(); cannot read the detector JSON")
-    squeezer = load(path, loaded.torch_model)
+    squeezer, _, _ = load_detectors(path, loaded.torch_model)
+    return _SqueezeAdapter(squeezer)
 
-    class _Adapter:
-        """Feed uint8 crops to the squeezer as [0, 1] tensors."""
 
-        threshold = getattr(squeezer, "threshold", None)
+class _SqueezeAdapter:
+    """Feed uint8 crops ``N,S,S,3`` to a :class:`fakescope.defenses.FeatureSqueezing` as [0, 1] tensors."""
 
-        @staticmethod
-        def score(images: np.ndarray) -> np.ndarray:
-            import torch
+    def __init__(self, squeezer: Any) -> None:
+        self.squeezer = squeezer
+        self.threshold = squeezer.threshold
 
-            x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
-            return np.asarray(squeezer.score(x), dtype=np.float64).reshape(-1)
+    def score(self, images: np.ndarray) -> np.ndarray:
+        import torch
 
-    return _Adapter()
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(255.0)
+        return np.asarray(self.squeezer.score(x), dtype=np.float64).reshape(-1)

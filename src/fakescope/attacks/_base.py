@@ -135,6 +135,10 @@ class Attack:
         params = {k: v for k, v in vars(self).items() if isinstance(v, int | float | str | bool) and k != "calls"}
         return {"attack": self.name, "norm": self.norm, **params}
 
+    def wrapped(self) -> nn.Module:
+        """The module ART attacks (``B,2`` logits); adaptive attacks override it to include a defence."""
+        return TwoLogit(self.model)
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Adversarial versions of ``x`` (``B,3,H,W`` in [0, 1]) against the true labels ``y`` (``B``, 0/1)."""
         return self.generate(x, y)

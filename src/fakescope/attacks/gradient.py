@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fakescope.attacks._base import Attack, TwoLogit, art_classifier
+from fakescope.attacks._base import Attack, art_classifier
 from fakescope.attacks._registry import register_attack
 
 
@@ -34,7 +34,7 @@ class FGSMAttack(Attack):
     ) -> np.ndarray:
         from art.attacks.evasion import FastGradientMethod
 
-        clf = art_classifier(TwoLogit(self.model), size, device)
+        clf = art_classifier(self.wrapped(), size, device)
         attack = FastGradientMethod(
             clf, norm=np.inf, eps=self.eps, eps_step=self.eps_step, num_random_init=int(self.random_start),
             batch_size=self.batch_size,
@@ -63,7 +63,7 @@ class PGDAttack(Attack):
     ) -> np.ndarray:
         from art.attacks.evasion import ProjectedGradientDescent
 
-        clf = art_classifier(TwoLogit(self.model), size, device)
+        clf = art_classifier(self.wrapped(), size, device)
         attack = ProjectedGradientDescent(
             clf, norm=np.inf if self.norm == "linf" else 2, eps=self.eps, eps_step=self.eps_step,
             max_iter=self.steps, num_random_init=int(self.random_start), batch_size=self.batch_size, verbose=False,

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from fakescope.attacks._base import Attack, TwoLogit, art_classifier
+from fakescope.attacks._base import Attack, art_classifier
 from fakescope.attacks._registry import register_attack
 
 
@@ -36,11 +36,15 @@ def jpeg_straight_through(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Differentiable Gaussian blur (kernel 2 * ceil(2 sigma) + 1)."""
-    from torchvision.transforms.functional import gaussian_blur as _blur
-
-    k = 2 * int(np.ceil(2 * sigma)) + 1
-    return _blur(x, kernel_size=[k, k], sigma=[sigma, sigma])
+    """Differentiable separable Gaussian blur (radius ceil(2 sigma), reflect padding) of ``B,C,H,W`` images."""
+    r = max(1, int(np.ceil(2 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def down_up(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -106,7 +110,7 @@ class RobustEOTAttack(Attack):
         from art.attacks.evasion import ProjectedGradientDescent
 
         eot = _eot_class()(self.nb_samples, generator)
-        clf = art_classifier(TwoLogit(self.model), size, device, preprocessing_defences=[eot])
+        clf = art_classifier(self.wrapped(), size, device, preprocessing_defences=[eot])
         attack = ProjectedGradientDescent(
             clf, norm=np.inf, eps=self.eps, eps_step=self.eps_step, max_iter=self.steps, num_random_init=1,
             batch_size=self.batch_size, verbose=False,

@@ -54,7 +54,9 @@ def prepare(
     identity_col: str | None = typer.Option(None, "--identity-col", help="csv: column with the person id."),
     source_col: str | None = typer.Option(None, "--source-col", help="csv: column with the source (original) id."),
     weights_from: Path | None = typer.Option(
-        None, "--from", help="Folder with the detector's model files (offline; else $FAKESCOPE_WEIGHTS_DIR or the cache)."
+        None,
+        "--from",
+        help="Folder with the detector's model files (offline; else $FAKESCOPE_WEIGHTS_DIR or the cache).",
     ),
 ) -> None:
     """Turn a dataset into face crops and a leak-free manifest (resumable: re-run to continue).
@@ -150,7 +152,7 @@ def split(
     console.print(f"written {path}")
 
 
-def _print_counts(df, by: list[str]) -> None:  # noqa: ANN001 - a DataFrame
+def _print_counts(df, by: list[str]) -> None:
     from rich.table import Table
 
     g = df.groupby(by, observed=True, dropna=False)

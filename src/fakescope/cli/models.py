@@ -23,7 +23,7 @@ def list_cmd(
 ) -> None:
     """List architectures (name, input size, parameters, pretrained weights, description)."""
     from fakescope.models import list_detectors
-    from fakescope.models._registry import describe_detector
+    from fakescope.models._registry import DEFAULT_PRETRAINED, describe_detector
 
     names = list_detectors(pattern, pretrained=pretrained)
     infos = [describe_detector(n) for n in names]
@@ -36,7 +36,8 @@ def list_cmd(
         for col in ("name", "input", "params", "trained on", "license"):
             table.add_column(col, overflow="fold")
         for i in infos:
-            table.add_row(i["name"], str(i["input_size"]), _fmt_params(i["params"]), i["trained_on"], i["license"])
+            name = f"{i['name']} (default)" if i["name"] == DEFAULT_PRETRAINED else i["name"]
+            table.add_row(name, str(i["input_size"]), _fmt_params(i["params"]), i["trained_on"], i["license"])
     else:
         table = Table(title="Detector architectures (create_detector(NAME) / --model NAME)")
         for col in ("name", "input", "norm", "params", "pretrained", "description"):
@@ -45,11 +46,19 @@ def list_cmd(
             tags = (["imagenet (--pretrained)"] if i["imagenet_weights"] else []) + i["pretrained"]
             norm = "none" if i["std"] == [1.0, 1.0, 1.0] else ("inception" if i["mean"] == [0.5] * 3 else "imagenet")
             table.add_row(
-                i["name"], str(i["input_size"]), norm, _fmt_params(i["params"]), "\n".join(tags) or "-", i["description"]
+                i["name"],
+                str(i["input_size"]),
+                norm,
+                _fmt_params(i["params"]),
+                "\n".join(tags) or "-",
+                i["description"],
             )
     console.print(table)
     if not pretrained:
-        console.print("Also: hf:<model id or folder> loads a Hugging Face image classifier (pip install 'fakescope[hf]').")
+        console.print(
+            "Also: hf:<model id or folder> loads a Hugging Face image classifier (pip install 'fakescope[hf]').",
+            markup=False,
+        )
 
 
 @models_app.command("info")

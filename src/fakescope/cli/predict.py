@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +42,14 @@ _CSV_COLUMNS = (
 )
 
 
-class Runtime(str, Enum):
+class Runtime(StrEnum):
     """Inference runtimes."""
 
     torch = "torch"
     onnx = "onnx"
 
 
-class Aggregation(str, Enum):
+class Aggregation(StrEnum):
     """Frame-to-track aggregation methods."""
 
     mean = "mean"
@@ -57,7 +57,7 @@ class Aggregation(str, Enum):
     confident_mean = "confident_mean"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     """Export formats."""
 
     onnx = "onnx"

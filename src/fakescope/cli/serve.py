@@ -16,7 +16,10 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Detector name (arch.tag) or .safetensors/.onnx checkpoint (default: the pretrained one)."
+        None,
+        "--model",
+        "-m",
+        help="Detector name (arch.tag) or .safetensors/.onnx checkpoint (default: the pretrained one).",
     ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Job database, queued uploads and evidence images (default: ./fakescope-data)."
@@ -35,6 +38,9 @@ def serve(
     ),
     workers: int | None = typer.Option(
         None, "--workers", help="Background job workers, each with its own model copy (default: 1)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads for inference (default: all cores; 1 is often faster on a busy machine)."
     ),
     no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM heatmaps (faster)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
@@ -59,6 +65,7 @@ def serve(
         "max_upload_mb": max_upload_mb,
         "max_video_seconds": max_video_seconds,
         "workers": workers,
+        "threads": threads,
         "explain": False if no_explain else None,
     }
     console = Console(stderr=True)

@@ -176,8 +176,9 @@ class BlazeFaceModel:
         self._interp.invoke()
         raw_boxes = self._interp.get_tensor(self._out_boxes)
         raw_scores = self._interp.get_tensor(self._out_scores)
-        return decode(raw_boxes, raw_scores, self.anchors, self.spec, self.spec.min_score if min_score is None else
-                      min_score)
+        return decode(
+            raw_boxes, raw_scores, self.anchors, self.spec, self.spec.min_score if min_score is None else min_score
+        )
 
     def close(self) -> None:
         """Drop the interpreter."""

@@ -325,7 +325,9 @@ def ffpp_records(root: Path) -> list[MediaRecord]:
     orig = root / "original_sequences"
     manip = root / "manipulated_sequences"
     if not orig.is_dir() and not manip.is_dir():
-        raise FakescopeError(f"{root}: not a FaceForensics++ folder (expected original_sequences/, manipulated_sequences/)")
+        raise FakescopeError(
+            f"{root}: not a FaceForensics++ folder (expected original_sequences/, manipulated_sequences/)"
+        )
     for comp_dir in sorted(p for p in (orig / "youtube").glob("*") if p.is_dir()):
         for path in _media_files(comp_dir / "videos", VIDEO_SUFFIXES):
             vid = f"original/{comp_dir.name}/{path.stem}"
@@ -424,7 +426,8 @@ def csv_records(
                 source_id=(row[source_col].strip() if source_col else "") or "",
                 identity=(row[identity_col].strip() if identity_col else "") or "",
                 group_id=(row[group_col].strip() if group_col else "") or "",
-                manipulation=(row[manipulation_col].strip() if manipulation_col else "") or ("unknown" if label else ""),
+                manipulation=(row[manipulation_col].strip() if manipulation_col else "")
+                or ("unknown" if label else ""),
                 official_split=split if split in ("train", "val", "test") else "",
             )
         )

@@ -35,7 +35,7 @@ CACHE_LIMIT_BYTES = 512 * 1024 * 1024
 
 def _root_dir(root: str | Path) -> Path:
     root = Path(root)
-    return root.parent if root.is_file() else root
+    return root.parent if root.is_file() or root.suffix in (".parquet", ".csv") else root
 
 
 def read_crop(path: Path) -> np.ndarray:

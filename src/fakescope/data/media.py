@@ -118,6 +118,17 @@ def _looks_like_image(head: bytes) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
+def _looks_like_video(head: bytes) -> bool:
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")  # MP4 / MOV / 3GP
+        or head[:4] == b"\x1a\x45\xdf\xa3"  # Matroska / WebM
+        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+        or head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")  # MPEG-PS
+        or head[:3] == b"FLV"
+        or head[:4] == b"\x30\x26\xb2\x75"  # ASF / WMV
+    )
+
+
 def media_kind(path: str | Path) -> Literal["image", "video"]:
     """Tell whether ``path`` is an image or a video by its content (not its extension).
 
@@ -144,8 +155,9 @@ def media_kind(path: str | Path) -> Literal["image", "video"]:
             raise MediaError(path, "no video stream")
     except MediaError:
         raise
-    except (av.FFmpegError, OSError, ValueError):
-        pass
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        if _looks_like_video(head):
+            raise MediaError(path, f"corrupt or truncated video ({_short(exc)})") from exc
     # Last chance: an image format without a magic number Pillow still knows.
     from PIL import Image, UnidentifiedImageError
 
@@ -196,8 +208,7 @@ def iter_media(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _to_rgb8(img) -> np.ndarray:  # noqa: ANN001 - a PIL image
-    from PIL import Image
+def _to_rgb8(img) -> np.ndarray:
 
     mode = img.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -208,8 +219,8 @@ def _to_rgb8(img) -> np.ndarray:  # noqa: ANN001 - a PIL image
             gray = (arr * scale).round().astype(np.uint8)
         else:
             arr = arr.astype(np.int64)
-            gray = (np.clip(arr, 0, 65535) / 257.0).round().astype(np.uint8) if arr.max() > 255 else arr.astype(
-                np.uint8
+            gray = (
+                (np.clip(arr, 0, 65535) / 257.0).round().astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
             )
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
     if mode == "P":
@@ -267,7 +278,7 @@ class _StreamTable:
     count: int  # number of frames (== len(pts) when pts are known)
 
 
-def _open(path: Path):  # noqa: ANN202 - av container
+def _open(path: Path):
     import av
 
     _check_file(path)
@@ -278,6 +289,8 @@ def _open(path: Path):  # noqa: ANN202 - av container
             head = f.read(32)
         if _looks_like_image(head):
             raise MediaError(path, "is an image, not a video") from exc
+        if _looks_like_video(head):
+            raise MediaError(path, f"corrupt or truncated video ({_short(exc)})") from exc
         raise MediaError(path, f"not a video or unreadable container ({_short(exc)})") from exc
     except (OSError, ValueError) as exc:
         raise MediaError(path, f"cannot open ({_short(exc)})") from exc
@@ -293,7 +306,7 @@ def _short(exc: BaseException) -> str:
     return msg.split(":")[0].strip() if len(msg) > 80 else msg
 
 
-def _scan(path: Path, container) -> _StreamTable:  # noqa: ANN001
+def _scan(path: Path, container) -> _StreamTable:
     """Demux (no decoding) to collect frame timestamps and keyframes."""
     import av
 
@@ -327,13 +340,18 @@ def _scan(path: Path, container) -> _StreamTable:  # noqa: ANN001
     return _StreamTable(pts=pts, keyframes=keyframes, time_base=tb, count=len(pts))
 
 
-def _rotation_of(frame) -> int:  # noqa: ANN001
+def _rotation_of(frame) -> int:
     try:
-        rot = int(round(frame.rotation))
+        rot = round(frame.rotation)
     except (AttributeError, TypeError, ValueError):
         return 0
     rot = ((rot + 180) % 360) - 180
-    return rot if rot in (0, 90, -90, -180) else 0
+    if rot == -180:
+        rot = 180
+    if rot not in (0, 90, -90, 180):
+        _logger.warning("rotation of %d degrees is not a multiple of 90; ignored", rot)
+        return 0
+    return rot
 
 
 def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -431,7 +449,7 @@ def _wanted_indices(
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if num_frames >= n:
         return list(range(n))
-    return sorted({int(round(x)) for x in np.linspace(0, n - 1, num_frames)})
+    return sorted({round(x) for x in np.linspace(0, n - 1, num_frames)})
 
 
 def sample_frames(
@@ -553,8 +571,10 @@ def sample_frames(
                                 interpolation="AREA" if resize else None,
                             )
                             image = _rotate(fmt.to_ndarray(), _rotation_of(frame))
-                            ts = (frame.pts - first_pts) * table.time_base if frame.pts is not None and table.pts else (
-                                idx / fps if fps else 0.0
+                            ts = (
+                                (frame.pts - first_pts) * table.time_base
+                                if frame.pts is not None and table.pts
+                                else (idx / fps if fps else 0.0)
                             )
                             frames.append(Frame(index=idx, timestamp=float(ts), image=image))
                         while w_pos < len(wanted) and wanted[w_pos] <= last_index:
@@ -576,8 +596,9 @@ def sample_frames(
     finally:
         container.close()
     if n_errors:
-        _logger.warning("%s: %d undecodable packet(s); returned %d of %d wanted frames", path, n_errors,
-                        len(frames), len(wanted))
+        _logger.warning(
+            "%s: %d undecodable packet(s); returned %d of %d wanted frames", path, n_errors, len(frames), len(wanted)
+        )
     if not frames:
         raise MediaError(path, "no decodable video frames")
     return frames

@@ -41,7 +41,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -358,9 +358,7 @@ def _chunks(items: Sequence[MediaRecord], size: int) -> list[list[MediaRecord]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _run_process(
-    records: list[MediaRecord], opts: PrepareOptions, out_dir: Path, workers: int
-) -> Iterable[ItemResult]:
+def _run_process(records: list[MediaRecord], opts: PrepareOptions, out_dir: Path, workers: int) -> Iterable[ItemResult]:
     if workers <= 1:
         worker = PrepareWorker(opts, out_dir)
         try:
@@ -542,6 +540,9 @@ def prepare_dataset(
         cropped=cropped,
     )
     recs = list(records) if records is not None else load_records(kind, root, **(adapter_options or {}))
+    recs = [r if r.dataset else replace(r, dataset=kind) for r in recs]
+    if len({(r.dataset, r.video_id) for r in recs}) != len(recs):
+        raise ValueError("records must have unique (dataset, video_id) pairs")
     fingerprint = opts.fingerprint()
     _clean_temporaries(out)
 
@@ -552,7 +553,6 @@ def prepare_dataset(
     failures: list[ItemResult] = []
     timings = dict.fromkeys(STAGES, 0.0)
     n_processed = 0
-    done = 0
     if progress is not None:
         progress(0, len(todo))
     t_start = time.perf_counter()
@@ -561,8 +561,7 @@ def prepare_dataset(
         results = _run_ray(todo, opts, out, workers, ray_address)
     elif todo:
         results = _run_process(todo, opts, out, workers)
-    for res in results:
-        done += 1
+    for done, res in enumerate(results, start=1):
         if res.ok:
             n_processed += 0 if res.skipped else 1
         else:
@@ -597,9 +596,7 @@ def prepare_dataset(
     }
     write_run_info(out, config)
     if manifest_path is None:
-        raise FakescopeError(
-            f"{root}: no input produced a face crop ({len(failures)} failed; see {failures_path})"
-        )
+        raise FakescopeError(f"{root}: no input produced a face crop ({len(failures)} failed; see {failures_path})")
     return PrepareResult(
         manifest_path=manifest_path,
         n_rows=len(df),

@@ -32,8 +32,50 @@ _logger = logging.getLogger(__name__)
 #: Face box (x1, y1, x2, y2) in ``skimage.data.astronaut()`` (512x512), forehead to chin.
 ASTRONAUT_FACE_BOX = (172.0, 50.0, 278.0, 172.0)
 
-#: Blend ratios drawn for the mask's maximum (as in the SBI reference implementation, fewer faint ones).
-BLEND_RATIOS = (0.5, 0.75, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """Ranges of the random changes made by :func:`self_blend` (each drawn uniformly in ``[-x, x]`` or a range).
+
+    Attributes:
+        blend_ratios: candidates for the mask's peak (as in the SBI reference code, fewer faint ones).
+        hue: hue shift (OpenCV units, 180 = full circle).
+        saturation: relative saturation change.
+        contrast: relative contrast change.
+        brightness: brightness shift (0-255 scale).
+        rgb_shift: per-channel shift (0-255 scale).
+        freq_probs: probabilities of down/up-sampling, Gaussian blur and sharpening.
+        downscale: range of the down-sampling factor.
+        blur_sigma: range of the blur (and unsharp-mask) sigma, pixels.
+        scale: relative scale change of the warped source.
+        shift: horizontal shift of the source as a fraction of the box width (half that vertically).
+        mask_blur: range of the mask's Gaussian sigma as a fraction of the face size.
+    """
+
+    blend_ratios: tuple[float, ...] = (0.5, 0.75, 1.0, 1.0)
+    hue: float = 6.0
+    saturation: float = 0.2
+    contrast: float = 0.12
+    brightness: float = 14.0
+    rgb_shift: float = 16.0
+    freq_probs: tuple[float, float, float] = (0.45, 0.3, 0.25)
+    downscale: tuple[float, float] = (0.3, 0.55)
+    blur_sigma: tuple[float, float] = (1.0, 2.0)
+    scale: float = 0.05
+    shift: float = 0.03
+    mask_blur: tuple[float, float] = (0.03, 0.08)
+
+
+#: Stronger settings used for the built-in demo data, so that a light model learns it in a few epochs.
+DEMO_BLEND = BlendConfig(
+    blend_ratios=(0.75, 1.0, 1.0),
+    rgb_shift=24.0,
+    brightness=18.0,
+    freq_probs=(0.65, 0.35, 0.0),
+    downscale=(0.2, 0.4),
+    blur_sigma=(1.5, 2.5),
+)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -51,13 +93,14 @@ def face_mask(
     rng: np.random.Generator,
     box: tuple[float, float, float, float] | None = None,
     landmarks: np.ndarray | None = None,
+    blur: tuple[float, float] = (0.03, 0.08),
 ) -> np.ndarray:
     """A random, blurred face mask ``H,W`` in [0, 1] (maximum 1).
 
     With ``landmarks`` (``N,2`` pixel coordinates) the mask is their convex hull, randomly dilated or eroded;
     otherwise it is an ellipse inside ``box`` (default: the face box of a crop with a 30 % margin) whose
     centre, axes and angle are jittered and whose outline is deformed by low-frequency noise. The mask is then
-    blurred with a random Gaussian so the blending boundary is soft.
+    blurred with a Gaussian (sigma drawn from ``blur`` times the face size) so the blending boundary is soft.
     """
     h, w = shape
     hard = np.zeros((h, w), np.uint8)
@@ -87,34 +130,36 @@ def face_mask(
             [cx + px * math.cos(angle) - py * math.sin(angle), cy + px * math.sin(angle) + py * math.cos(angle)], 1
         )
         cv2.fillPoly(hard, [np.round(pts).astype(np.int32)], 1)
-    sigma = max(1.0, scale * rng.uniform(0.03, 0.08))
+    sigma = max(1.0, scale * rng.uniform(*blur))
     mask = cv2.GaussianBlur(hard.astype(np.float32), (0, 0), sigma)
     peak = float(mask.max())
     return mask / peak if peak > 0 else mask
 
 
-def _alter_colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _alter_colour(img: np.ndarray, rng: np.random.Generator, cfg: BlendConfig) -> np.ndarray:
     """Hue, saturation, brightness, contrast and per-channel shifts (float32 RGB in 0..255)."""
     hsv = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180
-    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.8, 1.2), 0, 255)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-cfg.hue, cfg.hue)) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * (1 + rng.uniform(-cfg.saturation, cfg.saturation)), 0, 255)
     out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
     mean = out.mean()
-    out = (out - mean) * rng.uniform(0.88, 1.12) + mean + rng.uniform(-14, 14)
-    return out + rng.uniform(-16, 16, size=3).astype(np.float32)
+    out = (out - mean) * (1 + rng.uniform(-cfg.contrast, cfg.contrast)) + mean
+    out += rng.uniform(-cfg.brightness, cfg.brightness)
+    return out + rng.uniform(-cfg.rgb_shift, cfg.rgb_shift, size=3).astype(np.float32)
 
 
-def _alter_frequency(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _alter_frequency(img: np.ndarray, rng: np.random.Generator, cfg: BlendConfig) -> np.ndarray:
     """One of: down- then up-sampling (the resolution mismatch of swapped faces), Gaussian blur, sharpening."""
     h, w = img.shape[:2]
-    choice = rng.choice(3, p=[0.45, 0.3, 0.25])
+    probs = np.asarray(cfg.freq_probs, np.float64)
+    choice = rng.choice(3, p=probs / probs.sum())
     if choice == 0:
-        f = rng.uniform(0.3, 0.55)
+        f = rng.uniform(*cfg.downscale)
         small = cv2.resize(img, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    blurred = cv2.GaussianBlur(img, (0, 0), rng.uniform(*cfg.blur_sigma))
     if choice == 1:
-        return cv2.GaussianBlur(img, (0, 0), rng.uniform(1.0, 2.0))
-    blurred = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.0, 2.0))
+        return blurred
     return img + rng.uniform(0.8, 1.6) * (img - blurred)
 
 
@@ -124,19 +169,21 @@ def self_blend(
     *,
     box: tuple[float, float, float, float] | None = None,
     landmarks: np.ndarray | None = None,
+    config: BlendConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Make a self-blended fake of ``face``.
 
     The source copy gets a colour change (hue, saturation, brightness, contrast, RGB shift), a frequency change
     (down/up-sampling, blur or sharpening) and a small warp (scale 0.95-1.05, shift up to 3 % of the box);
     it is blended over the original with a random face mask (see :func:`face_mask`) whose peak is one of
-    :data:`BLEND_RATIOS`. Deterministic given ``rng``.
+    ``config.blend_ratios``. Deterministic given ``rng``.
 
     Args:
         face: ``H,W,3`` uint8 RGB image containing a face (a face crop by default).
         rng: the random generator; the same state gives the same fake.
         box: face box ``(x1, y1, x2, y2)`` in pixels; default: the face box of a crop with a 30 % margin.
         landmarks: optional ``N,2`` landmarks; when given the mask is their (dilated/eroded) convex hull.
+        config: ranges of the random changes (default :class:`BlendConfig`).
 
     Returns:
         ``(fake, mask)``: the fake ``H,W,3`` uint8 RGB and the blend weight ``H,W`` float32 in [0, 1]
@@ -144,18 +191,19 @@ def self_blend(
     """
     if face.ndim != 3 or face.shape[2] != 3 or face.dtype != np.uint8:
         raise ValueError(f"self_blend expects an H,W,3 uint8 RGB image, got {face.dtype} {face.shape}")
+    cfg = config or BlendConfig()
     h, w = face.shape[:2]
-    mask = face_mask((h, w), rng, box=box, landmarks=landmarks)
-    mask *= float(rng.choice(BLEND_RATIOS))
+    mask = face_mask((h, w), rng, box=box, landmarks=landmarks, blur=cfg.mask_blur)
+    mask *= float(rng.choice(cfg.blend_ratios))
     img = face.astype(np.float32)
-    source = _alter_frequency(_alter_colour(img, rng), rng)
+    source = _alter_frequency(_alter_colour(img, rng, cfg), rng, cfg)
     x1, y1, x2, y2 = box if box is not None else _default_box(h, w)
     cx, cy, bw, bh = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    s = rng.uniform(0.95, 1.05)
+    s = 1 + rng.uniform(-cfg.scale, cfg.scale)
     warp = np.array(
         [
-            [s, 0, (1 - s) * cx + rng.uniform(-0.03, 0.03) * bw],
-            [0, s, (1 - s) * cy + rng.uniform(-0.015, 0.015) * bh],
+            [s, 0, (1 - s) * cx + rng.uniform(-cfg.shift, cfg.shift) * bw],
+            [0, s, (1 - s) * cy + rng.uniform(-cfg.shift, cfg.shift) / 2 * bh],
         ],
         np.float32,
     )
@@ -306,7 +354,9 @@ def _pair_rows(name: str, group: str, source: str, kind: str) -> list[dict[str, 
     ]
 
 
-def build_demo_media(out_dir: str | Path, seed: int = 0, spec: DemoSpec | None = None) -> Path:
+def build_demo_media(
+    out_dir: str | Path, seed: int = 0, spec: DemoSpec | None = None, blend: BlendConfig = DEMO_BLEND
+) -> Path:
     """Write the demo data set: ``real/`` and ``fake/`` images and videos plus ``labels.csv``.
 
     Each image group ``gNNN`` is one synthetic identity (a random view and look of the astronaut photo) with
@@ -322,6 +372,7 @@ def build_demo_media(out_dir: str | Path, seed: int = 0, spec: DemoSpec | None =
         out_dir: target folder (created).
         seed: random seed.
         spec: sizes (default :class:`DemoSpec`: 40 groups x (3 real + 3 fake) images at 256 px, 3 + 3 videos).
+        blend: self-blending ranges (default :data:`DEMO_BLEND`, stronger than the augmentation default).
 
     Returns:
         The path of ``labels.csv``.
@@ -353,7 +404,7 @@ def build_demo_media(out_dir: str | Path, seed: int = 0, spec: DemoSpec | None =
             img = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             noise = rng.normal(0, rng.uniform(0.5, 4.0), img.shape)
             img = np.clip(img.astype(np.float32) * rng.uniform(0.94, 1.06) + noise, 0, 255).astype(np.uint8)
-            fake, _ = self_blend(img, rng, box=_map_box(m, box, size, size))
+            fake, _ = self_blend(img, rng, box=_map_box(m, box, size, size), config=blend)
             name = f"{group}_{i}.png"
             _write_png(out / "real" / name, img)
             _write_png(out / "fake" / name, fake)
@@ -363,7 +414,7 @@ def build_demo_media(out_dir: str | Path, seed: int = 0, spec: DemoSpec | None =
         rng = np.random.default_rng(root_rng.integers(2**63))
         clip = f"v{v:03d}"
         photo, box = _identity_variant(base, rng)
-        fake_photo, _ = self_blend(photo, rng, box=box)
+        fake_photo, _ = self_blend(photo, rng, box=box, config=blend)
         real_frames, fake_frames = _video_frames(photo, fake_photo, box, spec, rng)
         name = f"{clip}.mp4"
         _write_video(out / "real" / name, real_frames, spec.video_fps)
@@ -393,7 +444,8 @@ def build_demo_manifest(
     """Build the demo media (unless ``media_csv`` is given) and prepare it into face crops and a manifest.
 
     Images are already face crops and go through without detection; the videos go through face detection
-    (``detector``, default ``haar``: OpenCV's cascade, which needs no model file, so the demo stays offline).
+    (``detector``, default ``haar``: OpenCV's cascade, which needs no model file, so the demo stays offline;
+    one face per frame, as every clip shows one person).
     Splits are group-disjoint (a fake and its source stay together), seeded with ``seed``.
 
     Args:
@@ -409,11 +461,19 @@ def build_demo_manifest(
     Returns:
         The manifest path.
     """
+    from dataclasses import replace
+
+    from fakescope.data.adapters import VIDEO_SUFFIXES, load_records
     from fakescope.data.prepare import prepare_dataset
 
     out = Path(out_dir)
     if media_csv is None:
         media_csv = build_demo_media(out / "media", seed=seed, spec=spec)
+    records = load_records(
+        "csv", Path(media_csv), group_col="group_id", source_col="source_id", manipulation_col="manipulation"
+    )
+    # the images are face crops by construction; only the videos need the detector
+    records = [replace(r, cropped=r.media_path.suffix.lower() not in VIDEO_SUFFIXES) for r in records]
     result = prepare_dataset(
         "csv",
         media_csv,
@@ -421,11 +481,10 @@ def build_demo_manifest(
         size=size,
         num_frames=num_frames,
         detector=detector,
+        max_faces=1,
         workers=workers,
         seed=seed,
-        group_col="group_id",
-        source_col="source_id",
-        manipulation_col="manipulation",
+        records=records,
     )
     if result.n_failed:
         _logger.warning("demo prepare: %d inputs failed, see %s", result.n_failed, result.failures_path)

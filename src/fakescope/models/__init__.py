@@ -1,11 +1,16 @@
 """Detector registry, model families and checkpoints.
 
-Importing this package registers every family (``meso``, ``cnn``, ``timm_models``, ...).
+Importing this package registers every family (``meso``, ``cnn``, ``resnet``, ``xception``, ``vit``,
+``efficientnet``) and the named pretrained MesoNet detectors. Hugging Face classifiers are reached through
+``create_detector("hf:<model id>")``.
 """
 
 from fakescope.models import families as _families  # noqa: F401  (registers the builders)
 from fakescope.models._cfg import DetectorCfg as DetectorCfg
+from fakescope.models._registry import DEFAULT_PRETRAINED as DEFAULT_PRETRAINED
+from fakescope.models._registry import count_parameters as count_parameters
 from fakescope.models._registry import create_detector as create_detector
+from fakescope.models._registry import describe_detector as describe_detector
 from fakescope.models._registry import get_detector_cfg as get_detector_cfg
 from fakescope.models._registry import list_detectors as list_detectors
 from fakescope.models._registry import register_detector as register_detector
@@ -15,9 +20,12 @@ from fakescope.models.checkpoint import read_checkpoint_metadata as read_checkpo
 from fakescope.models.checkpoint import save_checkpoint as save_checkpoint
 
 __all__ = [
+    "DEFAULT_PRETRAINED",
     "Detector",
     "DetectorCfg",
+    "count_parameters",
     "create_detector",
+    "describe_detector",
     "get_detector_cfg",
     "list_detectors",
     "load_checkpoint",

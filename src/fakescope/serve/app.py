@@ -74,7 +74,9 @@ class UploadLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
     def _detail(self) -> str:
-        return f"the upload is larger than the limit of {self.limit_mb:g} MB (FAKESCOPE_MAX_UPLOAD_MB / --max-upload-mb)"
+        return (
+            f"the upload is larger than the limit of {self.limit_mb:g} MB (FAKESCOPE_MAX_UPLOAD_MB / --max-upload-mb)"
+        )
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"detail": self._detail()}).encode()

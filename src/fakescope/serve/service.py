@@ -40,6 +40,7 @@ def load_predictor(settings: Settings) -> Any:
         weights_dir=settings.weights_dir,
         cache_dir=settings.home,
         detector_weights_dir=settings.face_weights_dir,
+        num_threads=settings.threads,
     )
 
 
@@ -99,6 +100,10 @@ class Service:
             _logger.warning("re-queued %d job(s) interrupted by a restart", len(requeued))
         for jid in failed:
             self._drop_job_files(jid)
+        if self.settings.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.settings.threads)
         self.pool = PredictorPool([self._factory(self.settings) for _ in range(self.settings.workers)])
         if self.settings.explain:
             _warm_up_explain()

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
         face_weights_dir: local folder with the face detector's model file (offline use).
         num_frames: frames sampled per video.
         aggregation: video aggregation (``mean``, ``max``, ``confident_mean``).
+        threads: CPU threads for inference (torch intra-op and ONNX Runtime); None keeps the libraries' default
+            (all cores). On a busy machine, 1 is often faster for single images.
         explain: render Grad-CAM heatmaps for each analysed file when the predictor supports it.
         max_upload_mb: largest accepted upload (larger: 413).
         max_video_seconds: longest accepted video (longer: 422).
@@ -47,6 +49,7 @@ class Settings(BaseSettings):
     face_weights_dir: Path | None = None
     num_frames: int = Field(32, ge=1, le=1024)
     aggregation: Literal["mean", "max", "confident_mean"] = "mean"
+    threads: int | None = Field(None, ge=1, le=256)
     explain: bool = True
     max_upload_mb: float = Field(100.0, gt=0)
     max_video_seconds: float = Field(120.0, gt=0)

@@ -44,7 +44,11 @@ def sniff(head: bytes) -> Sniffed | None:
         return Sniffed("image", "webp", ".webp")
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return Sniffed("video", "avi", ".avi")
-    if head[:2] == b"BM" and len(head) >= 26 and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+    if (
+        head[:2] == b"BM"
+        and len(head) >= 26
+        and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)
+    ):
         # "BM" alone is too weak (plain text can start with it); also require a known DIB header size.
         return Sniffed("image", "bmp", ".bmp")
     if head[4:8] == b"ftyp":

@@ -60,6 +60,9 @@ class TrainConfig:
         cache_images: keep decoded crops in memory: ``auto`` (when they fit in 512 MB), ``true``, ``false``.
         max_steps_per_epoch: cap on optimiser steps per epoch (smoke tests, benchmarks); ``None``: full epochs.
         grad_clip: clip the gradient norm to this value (``None``: off).
+        precise_bn_batches: before each validation, recompute BatchNorm running statistics as an exact average
+            over this many training batches (0: off). Short runs need it: with a slow BN momentum (MesoNet's
+            Keras-style 0.99) the running statistics lag far behind the weights for the first hundreds of steps.
         folds: ``K > 1`` trains a K-fold ensemble on group-disjoint folds of train+val.
         adv: adversarial training attack (``fgsm``, ``fgsm_rs``, ``pgd_linf``...; ``None``: off).
         adv_eps: L-inf budget of the adversarial training attack, in [0, 1] pixel units.
@@ -96,6 +99,7 @@ class TrainConfig:
     cache_images: str = "auto"
     max_steps_per_epoch: int | None = None
     grad_clip: float | None = None
+    precise_bn_batches: int = 10
     folds: int = 1
     adv: str | None = None
     adv_eps: float = 2.0 / 255.0

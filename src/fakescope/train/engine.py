@@ -240,6 +240,41 @@ def train_one_epoch(
 
 
 @torch.no_grad()
+def precise_bn(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    num_batches: int,
+    device: torch.device,
+    dist_info: DistInfo | None = None,
+) -> None:
+    """Recompute BatchNorm running statistics as an exact average over ``num_batches`` batches of ``loader``.
+
+    "Precise BN" (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021): the running statistics that evaluation
+    uses then match the current weights. Under distributed training the statistics are averaged over processes.
+    Does nothing for models without BatchNorm.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns or num_batches <= 0:
+        return
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches below
+    was_training = model.training
+    model.train()
+    for i, (x, _y, _idx) in enumerate(loader):
+        if i >= num_batches:
+            break
+        model(x.to(device, non_blocking=True))
+    for bn, momentum in zip(bns, momenta, strict=True):
+        bn.momentum = momentum
+        if dist_info is not None and dist_info.distributed:
+            bn.running_mean.copy_(all_reduce_mean(bn.running_mean, dist_info))
+            bn.running_var.copy_(all_reduce_mean(bn.running_var, dist_info))
+    model.train(was_training)
+
+
+@torch.no_grad()
 def evaluate(
     model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, amp: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -531,6 +566,8 @@ def fit_frames(
             max_steps=config.max_steps_per_epoch,
             on_step=on_step,
         )
+        if config.precise_bn_batches > 0:
+            precise_bn(model, train_loader, config.precise_bn_batches, device, info)
         probs, labels = _evaluate_all(model, val_loader, device, use_amp, info)
         if scheduler is not None:
             scheduler.step()
@@ -663,10 +700,7 @@ def _create_attack(config: TrainConfig, model: nn.Module) -> Any:
         from fakescope.attacks import create_attack
     except ImportError as exc:  # pragma: no cover - the attacks package ships with fakescope
         raise ConfigError(f"adversarial training needs fakescope.attacks ({exc})") from exc
-    kwargs: dict[str, Any] = {}
-    if config.adv and config.adv.startswith("pgd"):
-        kwargs["steps"] = config.adv_steps
-    return create_attack(config.adv, model, eps=config.adv_eps, seed=config.seed, **kwargs)
+    return create_attack(config.adv, model, eps=config.adv_eps, seed=config.seed, steps=config.adv_steps)
 
 
 def build_eval_dataset(df: pd.DataFrame, root: str | Path, input_size: int) -> FaceDataset:

@@ -18,16 +18,12 @@ register_default_cfg(timm_cfg("efficientnet_b4", "efficientnet_b4.ra2_in1k", 380
 
 
 @register_detector
-def efficientnet_b0(
-    cfg: DetectorCfg, pretrained: bool = False, drop_rate: float = 0.2, **timm_kwargs: Any
-) -> Detector:
+def efficientnet_b0(cfg: DetectorCfg, pretrained: bool = False, drop_rate: float = 0.2, **timm_kwargs: Any) -> Detector:
     """EfficientNet-B0 (timm) + dropout, one output; 224 input, ImageNet weights with pretrained."""
     return build_timm_detector(cfg, pretrained, drop_rate=drop_rate, **timm_kwargs)
 
 
 @register_detector
-def efficientnet_b4(
-    cfg: DetectorCfg, pretrained: bool = False, drop_rate: float = 0.4, **timm_kwargs: Any
-) -> Detector:
+def efficientnet_b4(cfg: DetectorCfg, pretrained: bool = False, drop_rate: float = 0.4, **timm_kwargs: Any) -> Detector:
     """EfficientNet-B4 (timm) + dropout, one output; 380 input as the DFDC winner, ImageNet weights with pretrained."""
     return build_timm_detector(cfg, pretrained, drop_rate=drop_rate, **timm_kwargs)

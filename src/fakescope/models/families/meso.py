@@ -203,7 +203,7 @@ def load_mesonet_keras_weights(model: Detector, path: str | Path) -> None:
         raise CheckpointError(f"{path}: not a MesoNet Keras weights file (missing {exc})") from exc
     # Flatten order: Keras index (h * W + w) * C + c  ->  torch index c * H * W + h * W + w.
     channels = bns[-1].num_features
-    side = int(round((first["kernel"].shape[0] / channels) ** 0.5))
+    side = round((first["kernel"].shape[0] / channels) ** 0.5)
     kernel = first["kernel"].reshape(side, side, channels, -1).transpose(2, 0, 1, 3).reshape(channels * side**2, -1)
     _copy(denses[0].weight, kernel.T, f"{path}:{k_denses[0]}")
     _copy(denses[0].bias, first["bias"], f"{path}:{k_denses[0]}")

@@ -110,7 +110,8 @@ async def analyze(
         sniffed = sniff(head)
         if sniffed is None:
             raise HTTPException(
-                415, f"{shown}: not a supported image or video (judged by its content, not its name); accepted: {SUPPORTED}"
+                415,
+                f"{shown}: not a supported image or video (judged by its content, not its name); accepted: {SUPPORTED}",
             )
         path = tmp.with_suffix(sniffed.suffix)
         shutil.move(str(tmp), path)

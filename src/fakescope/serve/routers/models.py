@@ -18,6 +18,4 @@ def models(predictor: Any = Depends(get_predictor)) -> ModelsOut:
     from fakescope.models import list_detectors
 
     info = predictor.info() if callable(getattr(predictor, "info", None)) else {"model": str(predictor)}
-    return ModelsOut(
-        loaded=info, pretrained=list_detectors(pretrained=True), architectures=list_detectors()
-    )
+    return ModelsOut(loaded=info, pretrained=list_detectors(pretrained=True), architectures=list_detectors())

@@ -1,0 +1,235 @@
+"""Training: learning on demo data, model selection by AUC, resume, configs, k-fold ensembles, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from fakescope.data.manifest import read_manifest, write_manifest
+from fakescope.models import load_checkpoint, read_checkpoint_metadata
+from fakescope.train import (
+    ConfigError,
+    TrainConfig,
+    fit,
+    load_ensemble,
+    load_model,
+    load_train_config,
+    predict_scores,
+)
+from fakescope.train.engine import select_best_epoch
+from fakescope.train.state import STATE_NAME
+
+REPO = Path(__file__).resolve().parents[1]
+
+FAST = {
+    "model": "meso4",
+    "batch_size": 8,
+    "max_steps_per_epoch": 2,
+    "precise_bn_batches": 2,
+    "augment": False,
+    "device": "cpu",
+    "patience": 0,
+    "cache_images": "true",
+}
+
+
+@pytest.fixture(scope="module")
+def small_manifest(demo_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 train + 12 val + 4 test rows of the demo manifest (group-disjoint, absolute crop paths)."""
+    df = read_manifest(demo_manifest)
+    root = Path(demo_manifest).parent
+    parts = []
+    for split, n in (("train", 12), ("val", 6), ("test", 2)):
+        for label in (0, 1):
+            parts.append(df[(df["split"] == split) & (df["label"] == label)].head(n))
+    small = pd.concat(parts).reset_index(drop=True)
+    small["crop_path"] = [str(root / p) for p in small["crop_path"]]
+    return write_manifest(small, tmp_path_factory.mktemp("small") / "manifest.parquet")
+
+
+# ------------------------------------------------------------------------------------------------ learning
+
+
+def test_meso4_learns_demo_data(demo_run, demo_manifest: Path) -> None:
+    assert demo_run.best_val_auc >= 0.9, demo_run.history
+    model, meta = load_checkpoint(demo_run.best_checkpoint)
+    df = read_manifest(demo_manifest)
+    val = df[df["split"] == "val"].reset_index(drop=True)
+    probs = predict_scores(model, val, demo_manifest)
+    # the checkpoint reproduces the AUC it was selected for, computed independently with scikit-learn
+    assert roc_auc_score(val["label"], probs) == pytest.approx(demo_run.best_val_auc, abs=1e-6)
+    assert 0.0 < meta["threshold"] < 1.0 and meta["threshold"] == pytest.approx(demo_run.threshold)
+    assert meta["cfg"]["input_size"] == 256 and meta["fakescope_version"]
+    # held-out test rows: still clearly above chance
+    test = df[df["split"] == "test"].reset_index(drop=True)
+    assert roc_auc_score(test["label"], predict_scores(model, test, demo_manifest)) > 0.75
+    run = demo_run.run_dir
+    for name in ("config.yaml", "run.json", "metrics.csv", "steps.csv", "train.log", "result.json", STATE_NAME):
+        assert (run / name).is_file(), name
+    assert len(pd.read_csv(run / "metrics.csv")) == len(demo_run.history)
+    assert "class balancing: weighted sampling" in (run / "train.log").read_text()
+
+
+def test_best_checkpoint_is_chosen_by_validation_auc(demo_run) -> None:
+    best = select_best_epoch(demo_run.history)
+    assert read_checkpoint_metadata(demo_run.best_checkpoint)["epoch"] == demo_run.history[best]["epoch"]
+    assert demo_run.best_val_auc == max(h["val_auc"] for h in demo_run.history)
+    # selection ignores loss and accuracy: epoch 1 has the best loss/accuracy, epoch 2 the best AUC
+    crafted = [
+        {"val_auc": 0.70, "val_loss": 0.60, "val_acc": 0.80},
+        {"val_auc": 0.75, "val_loss": 0.20, "val_acc": 0.90},
+        {"val_auc": 0.90, "val_loss": 0.50, "val_acc": 0.55},
+        {"val_auc": float("nan"), "val_loss": 0.10, "val_acc": 0.99},
+    ]
+    assert select_best_epoch(crafted) == 2
+
+
+def test_imbalanced_training_is_balanced_and_reported(small_manifest: Path, tmp_path: Path) -> None:
+    df = read_manifest(small_manifest)
+    drop = df.index[(df["split"] == "train") & (df["label"] == 1)][3:]  # 12 real vs 3 fake in train
+    imb = write_manifest(df.drop(index=drop), tmp_path / "imb" / "manifest.parquet")
+    events: list[tuple[str, dict]] = []
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "max_steps_per_epoch": 1})
+    fit(cfg, imb, tmp_path / "run", callback=lambda e, i: events.append((e, i)))
+    start = next(i for e, i in events if e == "start")
+    assert start["class_balance"]["counts"] == {"real": 12, "fake": 3}
+    assert start["class_balance"]["weights"]["fake"] / start["class_balance"]["weights"]["real"] == pytest.approx(4)
+    assert "12 real, 3 fake" in (tmp_path / "run" / "train.log").read_text()
+    run_cfg = (tmp_path / "run" / "config.yaml").read_text()
+    assert "balance: sampler" in run_cfg
+
+
+# ------------------------------------------------------------------------------------------------ resume
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(small_manifest: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(**{**FAST, "epochs": 3, "scheduler": "step", "step_size": 1, "gamma": 0.5, "optimizer": "adamw"})
+    full = fit(cfg, small_manifest, tmp_path / "full")
+
+    def interrupt(event: str, info: dict) -> None:
+        if event == "epoch_end" and info["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, small_manifest, tmp_path / "cut", callback=interrupt)
+    assert len(pd.read_csv(tmp_path / "cut" / "metrics.csv")) == 2
+    resumed = fit(cfg, small_manifest, tmp_path / "cut", resume=True)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    for a, b in zip(full.history, resumed.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4, abs=1e-5)
+        assert a["val_auc"] == pytest.approx(b["val_auc"], abs=1e-6)
+        assert a["lr"] == pytest.approx(b["lr"])
+    m_full, _ = load_checkpoint(tmp_path / "full" / "last.safetensors")
+    m_cut, _ = load_checkpoint(tmp_path / "cut" / "last.safetensors")
+    for (k, p), q in zip(m_full.state_dict().items(), m_cut.state_dict().values(), strict=True):
+        assert torch.allclose(p.float(), q.float(), atol=1e-5), k
+
+
+def test_resume_without_state_is_an_actionable_error(small_manifest: Path, tmp_path: Path) -> None:
+    from fakescope.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no training state"):
+        fit(TrainConfig(**FAST, epochs=1), small_manifest, tmp_path / "new", resume=True)
+
+
+# ------------------------------------------------------------------------------------------------ configs
+
+
+def test_yaml_overrides_and_flags_resolve(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("model: cnn\nepochs: 20\nlr: 0.01\naugment:\n  flip: 0.2\n  self_blend: 0.1\n")
+    cfg = load_train_config(path, ["epochs=3", "lr=1e-3", "augment.jpeg_p=0", "model_kwargs.drop_rate=0"], seed=7)
+    assert (cfg.model, cfg.epochs, cfg.lr, cfg.seed) == ("cnn", 3, 1e-3, 7)
+    assert (cfg.augment.flip, cfg.augment.self_blend, cfg.augment.jpeg_p) == (0.2, 0.1, 0.0)
+    assert cfg.augment.enabled and cfg.model_kwargs == {"drop_rate": 0}
+    assert load_train_config(None, ["augment=false"]).augment.enabled is False
+    with pytest.raises(ConfigError, match="valid keys"):
+        load_train_config(None, ["epocs=3"])
+    with pytest.raises(ConfigError, match="adam"):
+        load_train_config(None, ["optimizer=lbfgs"])
+    with pytest.raises(ConfigError, match="epochs"):
+        load_train_config(None, ["epochs=many"])
+
+
+def test_study_and_demo_configs_load() -> None:
+    names = {p.stem for p in (REPO / "configs" / "study").glob("*.yaml")}
+    assert {"cnn-adam", "cnn-rmsprop", "resnet50", "xception", "mesoinception4-ensemble", "vit"} <= names
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
+        cfg = load_train_config(path)
+        assert cfg.epochs >= 1, path
+    assert load_train_config(REPO / "configs/study/mesoinception4-ensemble.yaml").folds == 5
+    assert load_train_config(REPO / "configs/study/cnn-rmsprop.yaml").optimizer == "rmsprop"
+
+
+# ------------------------------------------------------------------------------------------------ k-fold
+
+
+def test_kfold_ensemble(small_manifest: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "folds": 2})
+    res = fit(cfg, small_manifest, tmp_path / "ens")
+    desc = json.loads(res.best_checkpoint.read_text())
+    assert res.best_checkpoint.name == "ensemble.json" and len(desc["members"]) == 2
+    assert all((tmp_path / "ens" / m).is_file() for m in desc["members"])
+    folds = pd.read_csv(tmp_path / "ens" / "folds.csv")
+    assert folds.groupby("group_id")["fold"].nunique().max() == 1  # groups never cross folds
+    ens = load_ensemble(res.best_checkpoint)
+    x = torch.rand(3, 3, 256, 256)
+    members = [load_checkpoint(tmp_path / "ens" / m)[0] for m in desc["members"]]
+    with torch.no_grad():
+        mean_p = torch.stack([torch.sigmoid(m(x)) for m in members]).mean(0)
+        assert torch.allclose(torch.sigmoid(ens(x)), mean_p, atol=1e-5)
+        assert torch.allclose(ens.forward_head(ens.forward_features(x)), ens(x), atol=1e-5)
+    model, meta = load_model(res.best_checkpoint)
+    assert meta["threshold"] == pytest.approx(res.threshold) and math.isfinite(res.best_val_auc)
+    df = read_manifest(small_manifest)
+    assert predict_scores(model, df, small_manifest).shape == (len(df),)
+
+
+# ------------------------------------------------------------------------------------------------ CLI, hooks
+
+
+def test_cli_train_runs_and_rejects_bad_config(small_manifest: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fakescope.cli.main import app
+
+    out = tmp_path / "cli"
+    args = ["train", "--manifest", str(small_manifest), "--out", str(out), "--model", "meso4", "--epochs", "1"]
+    args += ["--batch-size", "8", "--set", "max_steps_per_epoch=1", "--set", "augment=false", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "best.safetensors").is_file() and "validation AUC" in result.output
+    bad = CliRunner().invoke(app, ["train", "--manifest", str(small_manifest), "--out", str(out), "--set", "lr=-1"])
+    assert bad.exit_code != 0
+
+
+def test_adversarial_training_hook_calls_the_attack(small_manifest: Path, tmp_path: Path) -> None:
+    attacks = pytest.importorskip("fakescope.attacks")
+    calls = []
+    real_create = attacks.create_attack
+
+    def spy(*args, **kwargs):
+        attack = real_create(*args, **kwargs)
+
+        def wrapped(x, y):
+            calls.append(x.shape[0])
+            out = attack(x, y)
+            assert (out - x).abs().max() <= kwargs["eps"] + 1e-6
+            return out
+
+        return wrapped
+
+    attacks.create_attack = spy
+    try:
+        cfg = TrainConfig(**{**FAST, "epochs": 1, "max_steps_per_epoch": 1, "adv": "fgsm_rs", "adv_eps": 4 / 255})
+        res = fit(cfg, small_manifest, tmp_path / "adv")
+    finally:
+        attacks.create_attack = real_create
+    assert calls == [8] and np.isfinite(res.history[0]["train_loss"])
