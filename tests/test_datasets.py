@@ -33,7 +33,7 @@ def test_dataset_yields_model_input(tmp_path: Path) -> None:
     ds = FaceDataset(df, tmp_path / "manifest.parquet", input_size=32)
     x, y, idx = ds[1]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert float(y) == 1.0 and idx == 1
     # evaluation samples are deterministic and not augmented
     assert torch.equal(ds[0][0], ds[0][0])
@@ -74,7 +74,7 @@ def test_self_blend_turns_reals_into_fakes(tmp_path: Path) -> None:
 def test_missing_crop_names_the_file(tmp_path: Path) -> None:
     df = _write_crops(tmp_path, [0, 1])
     (tmp_path / df["crop_path"][0]).unlink()
-    with pytest.raises(MediaError, match="000.png"):
+    with pytest.raises(MediaError, match=r"000\.png"):
         FaceDataset(df, tmp_path, 32)[0]
 
 

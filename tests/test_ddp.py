@@ -24,7 +24,7 @@ DDP_CFG = {
     "model": "cnn",
     "model_kwargs": {"drop_rate": 0.0, "hidden": 32},
     "epochs": 2,
-    "max_steps_per_epoch": 3,
+    "max_steps_per_epoch": 2,
     "augment": False,
     "lr": 1e-3,
     "optimizer": "sgd",
@@ -101,7 +101,7 @@ def test_two_gloo_processes_match_one_process(random_manifest: Path, tmp_path: P
 
     one = pd.read_csv(tmp_path / "single" / "steps.csv")
     two = pd.read_csv(ddp_dir / "steps.csv")
-    assert len(one) == len(two) == 6
+    assert len(one) == len(two) == 4
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4, atol=1e-6)
     assert one["loss"].iloc[-1] != one["loss"].iloc[0]  # the curve moves: the comparison is not vacuous
     w1, w2 = _weights(tmp_path / "single"), _weights(ddp_dir)

@@ -72,7 +72,9 @@ def _check_well_formed(r: FileResult, kind: str) -> None:
 
 
 def test_astronaut_image(predictor: Predictor, astronaut_png: Path, astronaut: np.ndarray) -> None:
-    r = predictor.analyze(astronaut_png)
+    seen: list[float] = []
+    r = predictor.analyze(astronaut_png, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 3
     _check_well_formed(r, "image")
     assert r.n_frames == 1
     fs = r.frames[0]

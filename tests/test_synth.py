@@ -28,7 +28,7 @@ def test_self_blend_is_deterministic_and_changes_only_the_masked_face(astronaut:
     assert mask.dtype == np.float32 and mask.shape == face.shape[:2]
     assert np.array_equal(fake, again) and np.array_equal(mask, mask_again)
     assert not np.array_equal(fake, other)
-    assert 0.0 <= mask.min() and mask.max() <= 1.0 + 1e-6 and mask.max() >= 0.5
+    assert mask.min() >= 0.0 and mask.max() <= 1.0 + 1e-6 and mask.max() >= 0.5
     diff = np.abs(fake.astype(int) - face.astype(int)).sum(-1)
     outside, inside = mask < 1e-3, mask > 0.4
     assert diff[outside].max() <= 1  # untouched (up to rounding) where the mask is zero

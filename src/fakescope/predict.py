@@ -357,13 +357,19 @@ class Predictor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def analyze(self, path: str | Path, explain_dir: str | Path | None = None) -> FileResult:
+    def analyze(
+        self,
+        path: str | Path,
+        explain_dir: str | Path | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> FileResult:
         """Analyse one image or video; never raises for a bad file (it becomes ``verdict="error"``).
 
         Args:
             path: image or video file.
             explain_dir: when given, write Grad-CAM overlays per face and (videos) a P(fake) timeline under
                 ``explain_dir/<file stem>/`` and list them in ``FileResult.evidence``.
+            progress: called with the fraction done (0 to 1) after each stage (decode, detect, infer, explain).
         """
         result = FileResult(
             path=str(path),
@@ -374,7 +380,7 @@ class Predictor:
         )
         t_start = time.perf_counter()
         try:
-            self._analyze(Path(path), result, explain_dir)
+            self._analyze(Path(path), result, explain_dir, progress or (lambda _: None))
         except MediaError as exc:
             _fail(result, exc.reason)
         except FakescopeError as exc:
@@ -383,6 +389,8 @@ class Predictor:
             _logger.debug("analysis of %s failed", path, exc_info=True)
             _fail(result, f"{type(exc).__name__}: {exc}")
         result.timings["total"] = time.perf_counter() - t_start
+        if progress is not None:
+            progress(1.0)
         return result
 
     def analyze_many(
@@ -415,28 +423,32 @@ class Predictor:
         return np.concatenate(out)
 
     # -- internals --------------------------------------------------------------------------------------------
-    def _analyze(self, path: Path, result: FileResult, explain_dir: str | Path | None) -> None:
+    def _analyze(
+        self, path: Path, result: FileResult, explain_dir: str | Path | None, progress: Callable[[float], None]
+    ) -> None:
         from fakescope.data import media
 
         if path.is_dir():
             raise MediaError(path, "is a directory, not a media file")
         if not path.exists():
             raise MediaError(path, "file not found")
+        t0 = time.perf_counter()
         kind = media.media_kind(path)
         result.kind = kind
-        t0 = time.perf_counter()
         if kind == "image":
             frames = [media.Frame(index=0, timestamp=0.0, image=media.read_image(path))]
         else:
             frames = media.sample_frames(path, num_frames=self.num_frames)
         t1 = time.perf_counter()
         result.timings["decode"] = t1 - t0
+        progress(0.4)
         result.n_frames = len(frames)
         if not frames:
             raise MediaError(path, "no frames could be decoded")
         crops = self._faces(frames, kind)
         t2 = time.perf_counter()
         result.timings["detect"] = t2 - t1
+        progress(0.6)
         if not crops:
             result.verdict = "no-face"
             result.timings["infer"] = 0.0
@@ -445,6 +457,7 @@ class Predictor:
         probs = self.score_crops(images)
         t3 = time.perf_counter()
         result.timings["infer"] = t3 - t2
+        progress(0.8 if explain_dir is not None else 0.95)
         result.frames = [
             FrameScore(
                 int(c.frame_index), float(c.timestamp), int(c.track_id), tuple(float(v) for v in c.box), float(p)

@@ -12,6 +12,7 @@ from fakescope.attacks._base import Attack
 
 AttackFactory = Callable[..., Attack]
 _ATTACKS: dict[str, AttackFactory] = {}
+ALIASES = {"pgd": "pgd_linf", "fast_fgsm": "fgsm_rs", "eot": "robust_eot"}
 
 
 def register_attack(fn: AttackFactory) -> AttackFactory:
@@ -41,7 +42,7 @@ def get_attack_info(name: str) -> dict[str, Any]:
         if p.default is not inspect.Parameter.empty and p.kind == p.KEYWORD_ONLY
     }
     doc = (inspect.getdoc(fn) or "").strip().splitlines()
-    return {"name": name, "description": doc[0] if doc else "", "params": params}
+    return {"name": resolve_attack_name(name), "description": doc[0] if doc else "", "params": params}
 
 
 def create_attack(name: str, model: nn.Module, eps: float, seed: int = 0, **kwargs: Any) -> Attack:
@@ -69,7 +70,13 @@ def create_attack(name: str, model: nn.Module, eps: float, seed: int = 0, **kwar
     return fn(model, eps=eps, seed=seed, **kwargs)
 
 
+def resolve_attack_name(name: str) -> str:
+    """The registered name behind ``name`` (aliases: ``pgd`` -> ``pgd_linf``, ``fast_fgsm`` -> ``fgsm_rs``)."""
+    return ALIASES.get(name, name)
+
+
 def _get(name: str) -> AttackFactory:
+    name = resolve_attack_name(name)
     if name not in _ATTACKS:
         raise ValueError(f"unknown attack {name!r}; choose one of {list_attacks()}")
     return _ATTACKS[name]

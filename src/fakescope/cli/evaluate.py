@@ -34,7 +34,9 @@ def print_eval_report(report: dict[str, Any], console: Any) -> None:
     """Print an evaluation report as a rich table, with one-class warnings in red."""
     from rich.table import Table
 
-    table = Table(title=f"{report['model']} on {report['split']} ({report['n_frames']} crops, {report['n_videos']} videos)")
+    table = Table(
+        title=f"{report['model']} on {report['split']} ({report['n_frames']} crops, {report['n_videos']} videos)"
+    )
     for col in ("level", "threshold", "AUC", "AP", "EER", "log-loss", "acc", "bal. acc", "recall real", "recall fake"):
         table.add_column(col, justify="left" if col == "level" else "right")
     for level in ("frame", "video"):
@@ -53,7 +55,9 @@ def print_eval_report(report: dict[str, Any], console: Any) -> None:
                 _f(m["recall"]["fake"]),
             )
     console.print(table)
-    console.print(f"threshold {report['threshold']:.4f} ({report['threshold_source']}); aggregation {report['aggregation']}")
+    console.print(
+        f"threshold {report['threshold']:.4f} ({report['threshold_source']}); aggregation {report['aggregation']}"
+    )
     for w in report["warnings"]:
         console.print(f"[bold red]WARNING: {w}[/]", highlight=False)
 

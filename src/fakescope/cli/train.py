@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    manifest: Path = typer.Option(..., "--manifest", "-m", help="Manifest (.parquet or its folder) with train/val splits."),
+    manifest: Path = typer.Option(
+        ..., "--manifest", "-m", help="Manifest (.parquet or its folder) with train/val splits."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (see configs/study, configs/demo)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set epochs=3 --set augment.flip=0."),
@@ -125,8 +127,11 @@ class _Progress:
                 highlight=False,
             )
         elif event == "fold_start":
-            self.console.print(f"[bold]fold {info['fold'] + 1}/{info['folds']}[/] ({info['n_train']} train rows, "
-                               f"{info['n_val']} validation rows)", highlight=False)
+            self.console.print(
+                f"[bold]fold {info['fold'] + 1}/{info['folds']}[/] ({info['n_train']} train rows, "
+                f"{info['n_val']} validation rows)",
+                highlight=False,
+            )
         elif event == "epoch_start":
             desc = f"epoch {info['epoch'] + 1}/{info['epochs']}"
             if self.task is not None:

@@ -33,7 +33,6 @@ _logger = logging.getLogger(__name__)
 ASTRONAUT_FACE_BOX = (172.0, 50.0, 278.0, 172.0)
 
 
-
 @dataclass(frozen=True)
 class BlendConfig:
     """Ranges of the random changes made by :func:`self_blend` (each drawn uniformly in ``[-x, x]`` or a range).
@@ -107,7 +106,7 @@ def face_mask(
     if landmarks is not None and len(landmarks) >= 3:
         hull = cv2.convexHull(np.asarray(landmarks, np.float32)).astype(np.int32)
         cv2.fillConvexPoly(hard, hull, 1)
-        x, y, bw, bh = cv2.boundingRect(hull)
+        _, _, bw, bh = cv2.boundingRect(hull)
         scale = max(bw, bh)
         k = max(1, int(scale * rng.uniform(0.02, 0.08)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
@@ -305,16 +304,15 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: int, crf: int = 20) 
     import av
 
     h, w = frames[0].shape[:2]
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
-            for image in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def _video_frames(

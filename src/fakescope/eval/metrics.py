@@ -60,9 +60,7 @@ def eer(y_true: Any, y_prob: Any) -> float:
     return float(fpr[idx - 1] + t * (fpr[idx] - fpr[idx - 1]))
 
 
-def choose_threshold(
-    y_true: Any, y_prob: Any, criterion: Literal["youden", "balanced_accuracy"] = "youden"
-) -> float:
+def choose_threshold(y_true: Any, y_prob: Any, criterion: Literal["youden", "balanced_accuracy"] = "youden") -> float:
     """A decision threshold on P(fake) chosen on (validation) data.
 
     Args:

@@ -111,6 +111,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.augment, AugmentConfig):
             object.__setattr__(self, "augment", _coerce("augment", self.augment))
+        if isinstance(self.cache_images, bool):
+            object.__setattr__(self, "cache_images", "true" if self.cache_images else "false")
         checks = (
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("scheduler", self.scheduler, SCHEDULERS),
