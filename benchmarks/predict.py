@@ -9,7 +9,8 @@ inference once per model.
 
 Usage: ``python benchmarks/predict.py [--videos DIR] [--frames 32] [--models meso4.mesonet_df,efficientnet_b0]``.
 ``efficientnet_b0`` runs with random weights (speed only). Timings on a shared machine are noisy: the load
-average before and after is recorded.
+average before and after is recorded, and so is the CPU time of this process per video (``cpu``: all
+threads together; on an idle 2-core machine the wall time lies between ``cpu / 2`` and ``cpu``).
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ def main() -> None:
                 pred.score_crops(rng.integers(0, 255, (4, s, s, 3), dtype=np.uint8))  # warm-up (lazy init)
                 pred.analyze(warm_image)  # imports and first calls of decoder and face detector
                 for v in videos:
+                    c0 = time.process_time()
                     r = pred.analyze(v)
+                    cpu = time.process_time() - c0
                     t = r.timings
                     rows.append(
                         {
@@ -138,6 +141,7 @@ def main() -> None:
                             "detect_s": t.get("detect", 0.0),
                             "infer_s": t.get("infer", 0.0),
                             "total_s": t["total"],
+                            "cpu_s": cpu,
                             "n_frames": r.n_frames,
                             "n_faces": r.n_faces,
                             "verdict": r.verdict,
@@ -148,9 +152,13 @@ def main() -> None:
         for m in models:
             nets[m] = create_detector(m, weights_dir=mesonet_dir if "." in m else None).eval()
         for v in videos:
+            c0 = time.process_time()
             faces, t_dec, t_det, n_frames = study_decode_detect(v, args.frames)
+            cpu_dd = time.process_time() - c0
             for m, net in nets.items():
+                c1 = time.process_time()
                 t_inf = study_infer(net, faces)
+                cpu_inf = time.process_time() - c1
                 rows.append(
                     {
                         "video": v.name,
@@ -161,6 +169,7 @@ def main() -> None:
                         "detect_s": t_det,
                         "infer_s": t_inf,
                         "total_s": t_dec + t_det + t_inf,
+                        "cpu_s": cpu_dd + cpu_inf,
                         "n_frames": n_frames,
                         "n_faces": len(faces),
                         "verdict": "",
@@ -182,6 +191,7 @@ def main() -> None:
         "detect",
         "infer",
         "total",
+        "cpu",
         "faces",
         "x study",
     ):
@@ -199,6 +209,7 @@ def main() -> None:
             f"{r['detect_s']:.2f}",
             f"{r['infer_s']:.2f}",
             f"{r['total_s']:.2f}",
+            f"{r['cpu_s']:.2f}",
             str(r["n_faces"]),
             "-" if sp is None else f"{sp:.1f}x",
         )

@@ -83,6 +83,10 @@ def main() -> None:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # warm-up (imports, detector start-up, page cache); not timed
+        prepare_dataset(
+            "folder", args.dev, tmp / "warmup", num_frames=2, weights_dir=args.weights_dir, records=records[:1]
+        )
         for w in args.workers:
             res = prepare_dataset(
                 "folder",

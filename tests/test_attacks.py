@@ -14,8 +14,12 @@ from fakescope.models._cfg import DetectorCfg
 from fakescope.models.base import Detector
 
 ALL = ["fgsm", "fgsm_rs", "pgd_l2", "pgd_linf", "robust_eot", "square"]
-FAST = {"robust_eot": {"steps": 2, "nb_samples": 2}, "square": {"steps": 20}, "pgd_linf": {"steps": 3},
-        "pgd_l2": {"steps": 3}}
+FAST = {
+    "robust_eot": {"steps": 2, "nb_samples": 2},
+    "square": {"steps": 20},
+    "pgd_linf": {"steps": 3},
+    "pgd_l2": {"steps": 3},
+}
 
 
 def tiny_detector(seed: int = 0) -> Detector:
@@ -116,8 +120,23 @@ def test_attack_cli_writes_report(demo_checkpoint, tmp_path) -> None:
 
     ckpt, manifest = demo_checkpoint
     out = tmp_path / "rob"
-    res = CliRunner().invoke(app, ["attack", str(ckpt), str(manifest), "--attack", "fgsm", "--eps", "4/255,8/255",
-                                   "--max-images", "16", "--out", str(out), "--save-examples"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "attack",
+            str(ckpt),
+            str(manifest),
+            "--attack",
+            "fgsm",
+            "--eps",
+            "4/255,8/255",
+            "--max-images",
+            "16",
+            "--out",
+            str(out),
+            "--save-examples",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
     assert [r["eps_label"] for r in report["results"]] == ["4/255", "8/255"]
@@ -130,3 +149,26 @@ def test_attack_cli_writes_report(demo_checkpoint, tmp_path) -> None:
     assert len(list((out / "examples" / "eps_8-255").glob("*.png"))) == report["n_images"]
     bad = CliRunner().invoke(app, ["attack", str(ckpt), str(manifest), "--eps", "x/255"])
     assert bad.exit_code != 0
+
+
+def test_video_attack_end_to_end(demo_checkpoint, demo_media, tmp_path) -> None:
+    import pandas as pd
+
+    from fakescope.attacks.video import attack_video
+    from fakescope.data.media import probe_video
+
+    ckpt, _ = demo_checkpoint
+    media = pd.read_csv(demo_media)
+    fake_video = demo_media.parent / media[(media["kind"] == "video") & (media["label"] == 1)]["path"].iloc[0]
+    report = attack_video(
+        ckpt, fake_video, tmp_path, eps=8 / 255, attack="pgd_linf", crf=23, detector="haar", num_frames=8, steps=5
+    )
+    assert report["n_crops"] > 0
+    assert report["crop"]["success_rate"] >= 0.5
+    assert 0.0 <= report["crop"]["success_rate_after_paste"] <= 1.0
+    for key in ("original", "reencoded_clean", "attacked"):
+        assert report[key]["verdict"] in {"fake", "real", "no-face", "error"}
+    assert isinstance(report["survives_reencoding"], bool)
+    info = probe_video(report["attacked_video"])
+    assert info.num_frames == report["n_frames"]
+    assert json.loads((tmp_path / "video_attack.json").read_text())["crf"] == 23

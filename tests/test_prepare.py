@@ -262,3 +262,14 @@ def test_cli_prepare_show_validate_split(tmp_path, weights_dir):
     res = runner.invoke(app, ["manifest", "validate", str(out / "leaky.parquet")])
     assert res.exit_code == 1
     assert "crosses" in res.output or "appears in splits" in res.output
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    from fakescope.cli.main import app
+
+    res = CliRunner().invoke(app, ["prepare", "nope", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "celebdf" in res.output
+    args = ["prepare", "folder", str(tmp_path), "--out", str(tmp_path / "o"), "--group-col", "g"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2

@@ -47,7 +47,7 @@ class DemoPlan:
     reals_per_group: int = 3
     videos: int = 3
     num_frames: int = 8
-    epochs: dict[str, int] = field(default_factory=lambda: {"meso4": 6, "cnn": 3})
+    epochs: dict[str, int] = field(default_factory=lambda: {"meso4": 5, "cnn": 3})
     max_steps_per_epoch: int | None = None
     attack_images: int = 48
     attack_steps: int = 10

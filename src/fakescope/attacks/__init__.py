@@ -12,14 +12,14 @@ that is fake -> real, the default goal. The optimisation itself is done by the A
 
 from __future__ import annotations
 
+from fakescope.attacks import gradient as _gradient  # noqa: F401  (registers fgsm, pgd_linf, pgd_l2)
+from fakescope.attacks import robust as _robust  # noqa: F401  (registers robust_eot)
+from fakescope.attacks import square as _square  # noqa: F401  (registers square)
 from fakescope.attacks._base import Attack as Attack
 from fakescope.attacks._base import parse_eps as parse_eps
 from fakescope.attacks._registry import create_attack as create_attack
 from fakescope.attacks._registry import get_attack_info as get_attack_info
 from fakescope.attacks._registry import list_attacks as list_attacks
 from fakescope.attacks._registry import register_attack as register_attack
-from fakescope.attacks import gradient as _gradient  # noqa: E402,F401,I001  (registers fgsm, pgd_linf, pgd_l2)
-from fakescope.attacks import robust as _robust  # noqa: E402,F401  (registers robust_eot)
-from fakescope.attacks import square as _square  # noqa: E402,F401  (registers square)
 
 __all__ = ["Attack", "create_attack", "get_attack_info", "list_attacks", "parse_eps", "register_attack"]

@@ -1,4 +1,4 @@
-"""The attack registry: ``@register_attack`` on a factory, ``create_attack(name, model, eps, ...)``, ``list_attacks()``."""
+"""The attack registry: ``@register_attack`` on a factory, ``create_attack(name, model, eps)``, ``list_attacks()``."""
 
 from __future__ import annotations
 

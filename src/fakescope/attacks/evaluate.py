@@ -179,8 +179,9 @@ def robustness_evaluation(
             **perturbation_stats(x, x_adv),
         }
         report["results"].append(row)
-        _logger.info("%s eps=%s: success %.3f auc %.3f", attack, row["eps_label"], row["attack_success_rate"],
-                     row["auc"])
+        _logger.info(
+            "%s eps=%s: success %.3f auc %.3f", attack, row["eps_label"], row["attack_success_rate"], row["auc"]
+        )
         if examples_dir is not None:
             save_examples(x_adv, Path(examples_dir) / f"eps_{row['eps_label'].replace('/', '-')}", names)
     return report
@@ -212,8 +213,13 @@ def plot_robustness_curve(report: dict[str, Any], path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for key, label in (("auc", "AUC"), ("balanced_accuracy", "balanced accuracy"), ("fake_recall", "fake recall")):
         ax.plot(eps, [report["clean"][key]] + [r[key] for r in report["results"]], marker="o", label=label)
-    ax.plot(eps, [0.0] + [r["attack_success_rate"] for r in report["results"]], marker="s", ls="--",
-            label="attack success (fakes)")
+    ax.plot(
+        eps,
+        [0.0] + [r["attack_success_rate"] for r in report["results"]],
+        marker="s",
+        ls="--",
+        label="attack success (fakes)",
+    )
     ax.set_xlabel("epsilon (x 1/255)" if report.get("norm", "linf") == "linf" else "epsilon (x 1/255, L2)")
     ax.set_ylabel("rate")
     ax.set_ylim(-0.02, 1.02)
@@ -236,7 +242,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['n_images']} images ({report['n_fake']} fake, {report['n_fake_detected_clean']} of them detected "
         f"clean) from split `{report.get('split', '')}`; threshold {report['threshold']:.3f}; seed {report['seed']}.",
-        f"Clean: AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f}, fake recall {c['fake_recall']:.3f}.",
+        f"Clean: AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f}, "
+        f"fake recall {c['fake_recall']:.3f}.",
         "",
         "| eps | success on fakes | fake recall | AUC | bal. acc. | mean L-inf | mean L2 | mean SSIM |",
         "|---|---|---|---|---|---|---|---|",
@@ -278,12 +285,23 @@ def evaluate_robustness(
     out = Path(out_dir) if out_dir is not None else None
     names = [f"{i:05d}_{'fake' if lab else 'real'}" for i, lab in enumerate(y)]
     report = robustness_evaluation(
-        model, x, y, attack, eps_list, float(meta.get("threshold", 0.5)), seed, batch_size,
-        examples_dir=(out / "examples") if (out is not None and save_examples_png) else None, names=names,
+        model,
+        x,
+        y,
+        attack,
+        eps_list,
+        float(meta.get("threshold", 0.5)),
+        seed,
+        batch_size,
+        examples_dir=(out / "examples") if (out is not None and save_examples_png) else None,
+        names=names,
         **attack_kwargs,
     )
     report.update(
-        model=meta.get("model", model.cfg.arch), checkpoint=str(checkpoint), manifest=str(manifest_path), split=split,
+        model=meta.get("model", model.cfg.arch),
+        checkpoint=str(checkpoint),
+        manifest=str(manifest_path),
+        split=split,
         norm=create_attack(attack, model, eps=0.0, **attack_kwargs).norm,
     )
     if out is not None:
@@ -293,9 +311,20 @@ def evaluate_robustness(
         plot_robustness_curve(report, out / "robustness_curve.png")
         if save_examples_png:
             rows.assign(example=names).to_csv(out / "examples" / "index.csv", index=False)
-        write_run_info(out, {"command": "attack", "checkpoint": str(checkpoint), "manifest": str(manifest_path),
-                             "attack": attack, "eps": list(eps_list), "split": split, "max_images": max_images,
-                             "seed": seed, "attack_kwargs": attack_kwargs})
+        write_run_info(
+            out,
+            {
+                "command": "attack",
+                "checkpoint": str(checkpoint),
+                "manifest": str(manifest_path),
+                "attack": attack,
+                "eps": list(eps_list),
+                "split": split,
+                "max_images": max_images,
+                "seed": seed,
+                "attack_kwargs": attack_kwargs,
+            },
+        )
     return report
 
 

@@ -22,7 +22,12 @@ class FGSMAttack(Attack):
     norm = "linf"
 
     def __init__(
-        self, model: nn.Module, eps: float, seed: int = 0, batch_size: int = 64, random_start: bool = False,
+        self,
+        model: nn.Module,
+        eps: float,
+        seed: int = 0,
+        batch_size: int = 64,
+        random_start: bool = False,
         eps_step: float | None = None,
     ) -> None:
         super().__init__(model, eps, seed, batch_size)
@@ -36,7 +41,11 @@ class FGSMAttack(Attack):
 
         clf = art_classifier(self.wrapped(), size, device)
         attack = FastGradientMethod(
-            clf, norm=np.inf, eps=self.eps, eps_step=self.eps_step, num_random_init=int(self.random_start),
+            clf,
+            norm=np.inf,
+            eps=self.eps,
+            eps_step=self.eps_step,
+            num_random_init=int(self.random_start),
             batch_size=self.batch_size,
         )
         return attack.generate(x=x, y=y)
@@ -46,8 +55,16 @@ class PGDAttack(Attack):
     """Projected gradient descent (ART ``ProjectedGradientDescent``) in L-inf or L2 with an optional random start."""
 
     def __init__(
-        self, model: nn.Module, eps: float, seed: int = 0, batch_size: int = 64, *, norm: str = "linf",
-        steps: int = 10, eps_step: float | None = None, random_start: bool = True,
+        self,
+        model: nn.Module,
+        eps: float,
+        seed: int = 0,
+        batch_size: int = 64,
+        *,
+        norm: str = "linf",
+        steps: int = 10,
+        eps_step: float | None = None,
+        random_start: bool = True,
     ) -> None:
         super().__init__(model, eps, seed, batch_size)
         if steps < 1:
@@ -65,15 +82,26 @@ class PGDAttack(Attack):
 
         clf = art_classifier(self.wrapped(), size, device)
         attack = ProjectedGradientDescent(
-            clf, norm=np.inf if self.norm == "linf" else 2, eps=self.eps, eps_step=self.eps_step,
-            max_iter=self.steps, num_random_init=int(self.random_start), batch_size=self.batch_size, verbose=False,
+            clf,
+            norm=np.inf if self.norm == "linf" else 2,
+            eps=self.eps,
+            eps_step=self.eps_step,
+            max_iter=self.steps,
+            num_random_init=int(self.random_start),
+            batch_size=self.batch_size,
+            verbose=False,
         )
         return attack.generate(x=x, y=y)
 
 
 @register_attack
 def fgsm(
-    model: nn.Module, eps: float, seed: int = 0, *, steps: int | None = None, random_start: bool = False,
+    model: nn.Module,
+    eps: float,
+    seed: int = 0,
+    *,
+    steps: int | None = None,
+    random_start: bool = False,
     batch_size: int = 64,
 ) -> Attack:
     """FGSM, one L-inf gradient-sign step (random_start=True gives fast FGSM, Wong et al. 2020)."""
@@ -92,8 +120,14 @@ def fgsm_rs(model: nn.Module, eps: float, seed: int = 0, *, steps: int | None = 
 
 @register_attack
 def pgd_linf(
-    model: nn.Module, eps: float, seed: int = 0, *, steps: int = 10, eps_step: float | None = None,
-    random_start: bool = True, batch_size: int = 64,
+    model: nn.Module,
+    eps: float,
+    seed: int = 0,
+    *,
+    steps: int = 10,
+    eps_step: float | None = None,
+    random_start: bool = True,
+    batch_size: int = 64,
 ) -> Attack:
     """PGD under an L-inf budget (Madry et al. 2018); step 2.5 eps / steps, random start."""
     return PGDAttack(
@@ -103,8 +137,14 @@ def pgd_linf(
 
 @register_attack
 def pgd_l2(
-    model: nn.Module, eps: float, seed: int = 0, *, steps: int = 10, eps_step: float | None = None,
-    random_start: bool = True, batch_size: int = 64,
+    model: nn.Module,
+    eps: float,
+    seed: int = 0,
+    *,
+    steps: int = 10,
+    eps_step: float | None = None,
+    random_start: bool = True,
+    batch_size: int = 64,
 ) -> Attack:
     """PGD under an L2 budget (eps is the L2 radius of the whole crop in [0, 1] units)."""
     return PGDAttack(model, eps, seed, batch_size, norm="l2", steps=steps, eps_step=eps_step, random_start=random_start)

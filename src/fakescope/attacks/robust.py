@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from fakescope.attacks._base import Attack, art_classifier
@@ -50,8 +50,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def down_up(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Differentiable bilinear resize to ``scale`` of the side and back."""
     h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(8, round(h * scale)), max(8, round(w * scale))), mode="bilinear",
-                          align_corners=False, antialias=True)
+    small = F.interpolate(
+        x,
+        size=(max(8, round(h * scale)), max(8, round(w * scale))),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
@@ -94,8 +99,15 @@ class RobustEOTAttack(Attack):
     norm = "linf"
 
     def __init__(
-        self, model: nn.Module, eps: float, seed: int = 0, batch_size: int = 16, *, steps: int = 20,
-        nb_samples: int = 4, eps_step: float | None = None,
+        self,
+        model: nn.Module,
+        eps: float,
+        seed: int = 0,
+        batch_size: int = 16,
+        *,
+        steps: int = 20,
+        nb_samples: int = 4,
+        eps_step: float | None = None,
     ) -> None:
         super().__init__(model, eps, seed, batch_size)
         if steps < 1 or nb_samples < 1:
@@ -112,16 +124,28 @@ class RobustEOTAttack(Attack):
         eot = _eot_class()(self.nb_samples, generator)
         clf = art_classifier(self.wrapped(), size, device, preprocessing_defences=[eot])
         attack = ProjectedGradientDescent(
-            clf, norm=np.inf, eps=self.eps, eps_step=self.eps_step, max_iter=self.steps, num_random_init=1,
-            batch_size=self.batch_size, verbose=False,
+            clf,
+            norm=np.inf,
+            eps=self.eps,
+            eps_step=self.eps_step,
+            max_iter=self.steps,
+            num_random_init=1,
+            batch_size=self.batch_size,
+            verbose=False,
         )
         return attack.generate(x=x, y=y)
 
 
 @register_attack
 def robust_eot(
-    model: nn.Module, eps: float, seed: int = 0, *, steps: int = 20, nb_samples: int = 4,
-    eps_step: float | None = None, batch_size: int = 16,
+    model: nn.Module,
+    eps: float,
+    seed: int = 0,
+    *,
+    steps: int = 20,
+    nb_samples: int = 4,
+    eps_step: float | None = None,
+    batch_size: int = 16,
 ) -> Attack:
     """Compression-robust PGD (Hussain et al. 2021): EoT over JPEG (BPDA), blur, resize and noise."""
     return RobustEOTAttack(model, eps, seed, batch_size, steps=steps, nb_samples=nb_samples, eps_step=eps_step)

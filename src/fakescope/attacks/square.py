@@ -21,7 +21,13 @@ class SquareLinfAttack(Attack):
     norm = "linf"
 
     def __init__(
-        self, model: nn.Module, eps: float, seed: int = 0, batch_size: int = 64, *, steps: int = 200,
+        self,
+        model: nn.Module,
+        eps: float,
+        seed: int = 0,
+        batch_size: int = 64,
+        *,
+        steps: int = 200,
         p_init: float = 0.3,
     ) -> None:
         super().__init__(model, eps, seed, batch_size)
@@ -35,8 +41,14 @@ class SquareLinfAttack(Attack):
 
         clf = art_classifier(self.wrapped(), size, device)
         attack = SquareAttack(
-            clf, norm=np.inf, eps=self.eps, max_iter=self.steps, p_init=self.p_init, nb_restarts=1,
-            batch_size=self.batch_size, verbose=False,
+            clf,
+            norm=np.inf,
+            eps=self.eps,
+            max_iter=self.steps,
+            p_init=self.p_init,
+            nb_restarts=1,
+            batch_size=self.batch_size,
+            verbose=False,
         )
         return attack.generate(x=x, y=y)
 

@@ -60,17 +60,16 @@ def write_h264(path: str | Path, frames: list[np.ndarray], fps: float, crf: int 
     h2, w2 = h - h % 2, w - w % 2  # yuv420p needs even sides
     rate = max(1, round(fps)) if fps else 25
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=rate)
-            stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
-            stream.options = {"crf": str(int(crf)), "preset": preset}
-            for image in frames:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h2, :w2]), format="rgb24")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
+        stream.options = {"crf": str(int(crf)), "preset": preset}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h2, :w2]), format="rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 
@@ -159,7 +158,11 @@ def attack_video(
     adv_path = write_h264(out / f"{video.stem}_adv.mp4", images, info.fps, crf=crf)
     clean_path = write_h264(out / f"{video.stem}_crf{crf}.mp4", [fr.image for fr in frames], info.fps, crf=crf)
     predictor = Predictor(
-        checkpoint, detector=detector, num_frames=num_frames, threshold=thr, margin=margin,
+        checkpoint,
+        detector=detector,
+        num_frames=num_frames,
+        threshold=thr,
+        margin=margin,
         detector_weights_dir=detector_weights_dir,
     )
     try:
@@ -170,15 +173,27 @@ def attack_video(
     def summary(r: Any) -> dict[str, Any]:
         probs = np.array([f.fake_prob for f in r.frames]) if r.frames else np.zeros(0)
         return {
-            "path": str(r.path), "verdict": r.verdict, "fake_prob": r.fake_prob, "n_faces": r.n_faces,
-            "frame_fake_recall": float((probs >= thr).mean()) if len(probs) else None, "error": r.error,
+            "path": str(r.path),
+            "verdict": r.verdict,
+            "fake_prob": r.fake_prob,
+            "n_faces": r.n_faces,
+            "frame_fake_recall": float((probs >= thr).mean()) if len(probs) else None,
+            "error": r.error,
         }
 
     caught = p_clean >= thr
     report = {
-        "video": str(video), "model": meta.get("model"), "attack": attack, "eps": eps, "eps_label": format_eps(eps),
-        "attack_params": atk.describe(), "crf": crf, "threshold": thr, "face_detector": detector,
-        "n_frames": len(frames), "n_crops": len(boxes),
+        "video": str(video),
+        "model": meta.get("model"),
+        "attack": attack,
+        "eps": eps,
+        "eps_label": format_eps(eps),
+        "attack_params": atk.describe(),
+        "crf": crf,
+        "threshold": thr,
+        "face_detector": detector,
+        "n_frames": len(frames),
+        "n_crops": len(boxes),
         "crop": {
             "clean_fake_recall": float(caught.mean()),
             "success_rate": float(((p_adv < thr) & caught).sum() / max(1, caught.sum())),
@@ -192,8 +207,6 @@ def attack_video(
         "attacked": summary(res_adv),
         "attacked_video": str(adv_path),
     }
-    report["survives_reencoding"] = bool(
-        res_clean.verdict == "fake" and res_adv.verdict == "real"
-    )
+    report["survives_reencoding"] = bool(res_clean.verdict == "fake" and res_adv.verdict == "real")
     atomic_write_text(out / "video_attack.json", json.dumps(json_safe(report), indent=2))
     return report

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 attacks_app = typer.Typer(help="Registered adversarial attacks.", no_args_is_help=True)
-adv_detect_app = typer.Typer(help="Detect adversarial inputs (feature squeezing, learned detector).",
-                             no_args_is_help=True)
+adv_detect_app = typer.Typer(
+    help="Detect adversarial inputs (feature squeezing, learned detector).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -73,8 +74,18 @@ def attack(
         raise typer.BadParameter("--save-examples needs --out")
     try:
         report = evaluate_robustness(
-            checkpoint, manifest, attack_name, eps_list, split, max_images, out, save_examples, seed, batch_size,
-            device, steps=steps,
+            checkpoint,
+            manifest,
+            attack_name,
+            eps_list,
+            split,
+            max_images,
+            out,
+            save_examples,
+            seed,
+            batch_size,
+            device,
+            steps=steps,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -82,12 +93,20 @@ def attack(
     table = Table(title=f"{report['model']} under {report['attack']} ({report['n_images']} images, split {split})")
     for col in ("eps", "success on fakes", "fake recall", "AUC", "bal. acc.", "L-inf", "L2", "SSIM"):
         table.add_column(col, justify="right")
-    table.add_row("clean", "-", f"{c['fake_recall']:.3f}", f"{c['auc']:.3f}", f"{c['balanced_accuracy']:.3f}",
-                  "0", "0", "1")
+    table.add_row(
+        "clean", "-", f"{c['fake_recall']:.3f}", f"{c['auc']:.3f}", f"{c['balanced_accuracy']:.3f}", "0", "0", "1"
+    )
     for r in report["results"]:
-        table.add_row(r["eps_label"], f"{r['attack_success_rate']:.3f}", f"{r['fake_recall']:.3f}", f"{r['auc']:.3f}",
-                      f"{r['balanced_accuracy']:.3f}", f"{r['linf_mean']:.4f}", f"{r['l2_mean']:.3f}",
-                      f"{r['ssim_mean']:.4f}")
+        table.add_row(
+            r["eps_label"],
+            f"{r['attack_success_rate']:.3f}",
+            f"{r['fake_recall']:.3f}",
+            f"{r['auc']:.3f}",
+            f"{r['balanced_accuracy']:.3f}",
+            f"{r['linf_mean']:.4f}",
+            f"{r['l2_mean']:.3f}",
+            f"{r['ssim_mean']:.4f}",
+        )
     console = Console()
     console.print(table)
     if out is not None:
@@ -114,14 +133,19 @@ def attack_video(
     eps_list = _eps(eps)
     if len(eps_list) != 1:
         raise typer.BadParameter("attack-video takes one --eps")
-    r = run(checkpoint, video, out, eps_list[0], attack_name, crf, detector, num_frames=num_frames, seed=seed,
-            steps=steps)
+    r = run(
+        checkpoint, video, out, eps_list[0], attack_name, crf, detector, num_frames=num_frames, seed=seed, steps=steps
+    )
     console = Console()
     c = r["crop"]
-    console.print(f"{r['n_crops']} face crops in {r['n_frames']} frames attacked with {r['attack']} eps {r['eps_label']}")
-    console.print(f"crop level: success {c['success_rate']:.3f} (float), {c['success_rate_after_paste']:.3f} "
-                  f"(pasted into 8-bit frames); mean P(fake) {c['mean_fake_prob_clean']:.3f} -> "
-                  f"{c['mean_fake_prob_adv']:.3f}")
+    console.print(
+        f"{r['n_crops']} face crops in {r['n_frames']} frames attacked with {r['attack']} eps {r['eps_label']}"
+    )
+    console.print(
+        f"crop level: success {c['success_rate']:.3f} (float), {c['success_rate_after_paste']:.3f} "
+        f"(pasted into 8-bit frames); mean P(fake) {c['mean_fake_prob_clean']:.3f} -> "
+        f"{c['mean_fake_prob_adv']:.3f}"
+    )
     for key in ("original", "reencoded_clean", "attacked"):
         s = r[key]
         fp = "n/a" if s["fake_prob"] is None else f"{s['fake_prob']:.3f}"
@@ -153,16 +177,35 @@ def adv_detect_fit(
     from fakescope.defenses.evaluate import fit_from_manifest
 
     report = fit_from_manifest(
-        checkpoint, manifest, out, fit_split, test_split, max_images, attack_name, _names(eval_attacks), _eps(eps),
-        steps, adaptive, seed, device,
+        checkpoint,
+        manifest,
+        out,
+        fit_split,
+        test_split,
+        max_images,
+        attack_name,
+        _names(eval_attacks),
+        _eps(eps),
+        steps,
+        adaptive,
+        seed,
+        device,
     )
-    table = Table(title=f"detection on split {test_split} ({report['n_clean']} clean, "
-                        f"{report['n_fake_attacked']} attacked fakes)")
+    table = Table(
+        title=f"detection on split {test_split} ({report['n_clean']} clean, {report['n_fake_attacked']} attacked fakes)"
+    )
     for col in ("attack", "eps", "detector", "success", "AUROC", "TPR@5%FPR", "TPR@thr"):
         table.add_column(col)
     for r in report["results"]:
-        table.add_row(r["attack"], r["eps_label"], r["detector"], f"{r['attack_success_rate']:.3f}",
-                      f"{r['auroc']:.3f}", f"{r['tpr_at_5fpr']:.3f}", f"{r.get('tpr_at_threshold', float('nan')):.3f}")
+        table.add_row(
+            r["attack"],
+            r["eps_label"],
+            r["detector"],
+            f"{r['attack_success_rate']:.3f}",
+            f"{r['auroc']:.3f}",
+            f"{r['tpr_at_5fpr']:.3f}",
+            f"{r.get('tpr_at_threshold', float('nan')):.3f}",
+        )
     Console().print(table)
     Console().print(f"detectors: {out}; report: {out.with_suffix('')}.report.md")
 
@@ -190,11 +233,20 @@ def adv_detect_score(
             df.to_csv(tmp, index=False)
     table = Table("path", "P(fake)", "squeeze", "flag", "learned", "flag", "error")
     for r in df.head(50).itertuples():
-        table.add_row(str(r.path), f"{r.fake_prob:.3f}", f"{r.squeeze_score:.3f}", str(bool(r.squeeze_flag)),
-                      f"{r.learned_score:.3f}", str(bool(r.learned_flag)), r.error)
+        table.add_row(
+            str(r.path),
+            f"{r.fake_prob:.3f}",
+            f"{r.squeeze_score:.3f}",
+            str(bool(r.squeeze_flag)),
+            f"{r.learned_score:.3f}",
+            str(bool(r.learned_flag)),
+            r.error,
+        )
     console = Console()
     console.print(table)
-    console.print(f"{int(df['squeeze_flag'].sum())} of {len(df)} flagged by feature squeezing, "
-                  f"{int(df['learned_flag'].sum())} by the learned detector")
+    console.print(
+        f"{int(df['squeeze_flag'].sum())} of {len(df)} flagged by feature squeezing, "
+        f"{int(df['learned_flag'].sum())} by the learned detector"
+    )
     if (df["error"] != "").any():
         raise typer.Exit(1)

@@ -97,27 +97,30 @@ def prepare(
             speed = f"{done / t.elapsed:.2f} videos/s" if t.elapsed and done else ""
             bar.update(task, completed=done, total=total, rate=speed)
 
-        result = prepare_dataset(
-            kind,
-            root,
-            out,
-            size=size,
-            num_frames=frames,
-            every=every,
-            per_second=per_second,
-            detector=detector,
-            weights_dir=weights_from,
-            margin=margin,
-            max_faces=max_faces,
-            workers=workers,
-            executor=executor,
-            ray_address=address,
-            cropped=cropped,
-            seed=seed,
-            split_ratios=_parse_ratios(ratios),
-            adapter_options=adapter_options,
-            progress=on_progress,
-        )
+        try:
+            result = prepare_dataset(
+                kind,
+                root,
+                out,
+                size=size,
+                num_frames=frames,
+                every=every,
+                per_second=per_second,
+                detector=detector,
+                weights_dir=weights_from,
+                margin=margin,
+                max_faces=max_faces,
+                workers=workers,
+                executor=executor,
+                ray_address=address,
+                cropped=cropped,
+                seed=seed,
+                split_ratios=_parse_ratios(ratios),
+                adapter_options=adapter_options,
+                progress=on_progress,
+            )
+        except ValueError as exc:  # unknown kind/executor, bad sizes: a usage error, not a crash
+            raise typer.BadParameter(str(exc)) from None
     rate = result.n_processed / result.elapsed_s * 60 if result.elapsed_s > 0 else 0.0
     console.print(
         f"[green]{result.n_media - result.n_failed}[/] of {result.n_media} inputs done "
@@ -140,7 +143,10 @@ def split(
     from fakescope.data.splits import assign_splits
 
     df = read_manifest(manifest)
-    df = assign_splits(df, seed=seed, ratios=_parse_ratios(ratios))
+    try:
+        df = assign_splits(df, seed=seed, ratios=_parse_ratios(ratios))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     leaks = find_leaks(df)
     target = out or (manifest / MANIFEST_NAME if manifest.is_dir() else manifest)
     if out is not None and manifest.is_file() and Path(out).resolve().parent != manifest.resolve().parent:

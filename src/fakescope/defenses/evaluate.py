@@ -141,12 +141,20 @@ def detection_report(
             s = fn(x_adv)
             all_stats = detection_stats(clean[det], s, thresholds[det])
             ok_stats = detection_stats(clean[det], s[success], thresholds[det])
-            rows.append({
-                "attack": name, "eps": float(eps), "eps_label": format_eps(eps), "detector": det,
-                "n_adv": len(s), "attack_success_rate": float(success.mean()) if len(s) else float("nan"),
-                **all_stats, "auroc_successful": ok_stats["auroc"], "tpr_at_5fpr_successful": ok_stats["tpr_at_5fpr"],
-                "fpr_at_threshold_clean": fpr[det],
-            })
+            rows.append(
+                {
+                    "attack": name,
+                    "eps": float(eps),
+                    "eps_label": format_eps(eps),
+                    "detector": det,
+                    "n_adv": len(s),
+                    "attack_success_rate": float(success.mean()) if len(s) else float("nan"),
+                    **all_stats,
+                    "auroc_successful": ok_stats["auroc"],
+                    "tpr_at_5fpr_successful": ok_stats["tpr_at_5fpr"],
+                    "fpr_at_threshold_clean": fpr[det],
+                }
+            )
 
     for k, attack in enumerate(attacks):
         for j, eps in enumerate(eps_list):
@@ -159,8 +167,11 @@ def detection_report(
             atk = AdaptivePGD(JointModel(model, learned), model, eps, seed=seed + 888 + j, steps=steps)
             measure("adaptive_pgd_linf(joint)", eps, _batched(atk, fakes), ("feature_logreg",))
     return {
-        "n_clean": len(x), "n_fake_attacked": len(fakes), "thresholds": thresholds,
-        "fpr_at_threshold_clean": fpr, "results": rows,
+        "n_clean": len(x),
+        "n_fake_attacked": len(fakes),
+        "thresholds": thresholds,
+        "fpr_at_threshold_clean": fpr,
+        "results": rows,
     }
 
 
@@ -251,8 +262,17 @@ def fit_from_manifest(
     save_detectors(out_path, squeezing, learned, model=meta.get("model"), checkpoint=str(checkpoint), fit=fit_info)
     x_test, y_test, _ = load_images(manifest_path, size, test_split, max_images, seed + 1)
     report = detection_report(
-        model, squeezing, learned, x_test, y_test, eval_attacks, eps_list, float(meta.get("threshold", 0.5)),
-        seed=seed + 1000, steps=steps, adaptive=adaptive,
+        model,
+        squeezing,
+        learned,
+        x_test,
+        y_test,
+        eval_attacks,
+        eps_list,
+        float(meta.get("threshold", 0.5)),
+        seed=seed + 1000,
+        steps=steps,
+        adaptive=adaptive,
     )
     report.update(detectors=str(out_path), test_split=test_split, fit=fit_info, **run_metadata())
     stem = out_path.with_suffix("")

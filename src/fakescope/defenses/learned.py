@@ -25,7 +25,7 @@ class FeatureDetector:
         batch_size: images per forward pass.
     """
 
-    def __init__(self, model: nn.Module, C: float = 0.1, batch_size: int = 64) -> None:  # noqa: N803
+    def __init__(self, model: nn.Module, C: float = 0.1, batch_size: int = 64) -> None:
         self.model = model
         self.C = float(C)
         self.batch_size = int(batch_size)

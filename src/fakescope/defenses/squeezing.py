@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from fakescope.utils.io import atomic_write_text
@@ -39,7 +39,7 @@ def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """JPEG re-encoding with a straight-through gradient (see :func:`fakescope.attacks.robust.jpeg_straight_through`)."""
+    """JPEG re-encoding with a straight-through gradient (``fakescope.attacks.robust.jpeg_straight_through``)."""
     from fakescope.attacks.robust import jpeg_straight_through
 
     return jpeg_straight_through(x, quality)
