@@ -113,7 +113,9 @@ def faces_manifest(faces: Path, out: Path, seed: int = 0) -> Path:
     return write_manifest(df, out / "manifest.parquet")
 
 
-def quality(name: str, manifest: Path, out: Path, epochs: int, max_steps: int | None, batch: int) -> dict[str, float]:
+def quality(
+    name: str, manifest: Path, out: Path, epochs: int, max_steps: int | None, batch: int, precise_bn: int
+) -> dict[str, float]:
     """Train ``name`` on the faces manifest; validation AUC and balanced accuracy of the best checkpoint."""
     cfg = TrainConfig(
         model=name,
@@ -124,6 +126,7 @@ def quality(name: str, manifest: Path, out: Path, epochs: int, max_steps: int | 
         patience=0,
         device="cpu",
         cache_images="true",
+        precise_bn_batches=precise_bn,
     )
     t = time.perf_counter()
     res = fit(cfg, manifest, out / name)
@@ -142,7 +145,9 @@ def main() -> None:
     """Run both parts, print tables, write JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train.json")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(MODELS), help="models for the throughput part")
+    ap.add_argument("--quality-models", default=",".join(MODELS), help="models for the quality part")
+    ap.add_argument("--precise-bn", type=int, default=10, help="precise-BN batches before each validation")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=4, help="timed steps per model (throughput)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per model (quality)")
@@ -157,9 +162,10 @@ def main() -> None:
         tmp_path = Path(tmp)
         synth = _synthetic_manifest(tmp_path / "synth", max(args.batch * args.steps, 32), 256)
         speed = {}
+        report["throughput"] = speed
         for name in models:
             speed[name] = throughput(name, synth, args.batch, args.steps)
-        report["throughput"] = speed
+            _write(args.out, report)
         print(f"\n(a) images/s on {torch.get_num_threads()} threads, batch {args.batch}")
         print(
             f"{'model':16} {'train fs':>9} {'train plain':>11} {'ratio':>6} "
@@ -177,11 +183,19 @@ def main() -> None:
                 f"{s}_{'fake' if lbl else 'real'}": int(n)
                 for (s, lbl), n in df.groupby(["split", "label"]).size().items()
             }
-            qual = {}
-            for name in models:
-                qual[name] = quality(name, manifest, tmp_path / "runs", args.epochs, args.max_steps, args.batch)
+            qual: dict[str, dict[str, float]] = {}
             report["quality"] = qual
-            report["quality_settings"] = {"epochs": args.epochs, "max_steps_per_epoch": args.max_steps}
+            report["quality_settings"] = {
+                "epochs": args.epochs,
+                "max_steps_per_epoch": args.max_steps,
+                "batch": args.batch,
+                "precise_bn_batches": args.precise_bn,
+            }
+            for name in [m for m in args.quality_models.split(",") if m]:
+                qual[name] = quality(
+                    name, manifest, tmp_path / "runs", args.epochs, args.max_steps, args.batch, args.precise_bn
+                )
+                _write(args.out, report)
             print(f"\n(b) faces (CIPLAB), group-disjoint split {report['faces_split']}")
             print(f"{'model':16} {'val AUC':>8} {'bal.acc@thr':>11} {'bal.acc@0.5':>11} {'epochs':>6} {'seconds':>8}")
             for name, r in qual.items():
@@ -189,9 +203,13 @@ def main() -> None:
                     f"{name:16} {r['val_auc']:8.3f} {r['val_balanced_acc_at_threshold']:11.3f} "
                     f"{r['val_balanced_acc_at_0.5']:11.3f} {r['epochs']:6d} {r['train_seconds']:8.0f}"
                 )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    _write(args.out, report)
     print(f"\nwrote {args.out}")
+
+
+def _write(path: Path, report: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

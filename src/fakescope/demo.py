@@ -49,10 +49,10 @@ class DemoPlan:
     num_frames: int = 8
     epochs: dict[str, int] = field(default_factory=lambda: {"meso4": 5, "cnn": 3})
     max_steps_per_epoch: int | None = None
-    attack_images: int = 48
+    attack_images: int = 32
     attack_steps: int = 10
     eps: tuple[float, ...] = (4 / 255, 8 / 255)
-    squeeze_images: int = 48
+    squeeze_images: int = 32
 
     @classmethod
     def quick(cls) -> DemoPlan:
