@@ -94,13 +94,13 @@ def test_adv_detect_cli_fit_and_score(demo_checkpoint, tmp_path) -> None:
             "--out",
             str(det),
             "--max-images",
-            "16",
+            "12",
             "--eps",
             "8/255",
             "--eval-attacks",
             "pgd_linf",
             "--steps",
-            "5",
+            "3",
         ],
     )
     assert res.exit_code == 0, res.output
