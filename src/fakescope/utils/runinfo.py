@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import platform
 import subprocess
@@ -39,12 +41,8 @@ def run_metadata() -> dict[str, Any]:
         "platform": platform.platform(),
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    try:
-        import torch
-
-        meta["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        meta["torch"] = importlib.metadata.version("torch")
     return meta
 
 
