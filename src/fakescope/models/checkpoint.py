@@ -41,7 +41,7 @@ def save_checkpoint(model: Detector, path: str | Path, **metadata: Any) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
-    meta = {"model": metadata.pop("model", model.cfg.arch), "cfg": model.cfg.to_dict(), **metadata}
+    meta = {"model": model.cfg.arch, "cfg": model.cfg.to_dict(), **metadata}
     from fakescope import __version__
 
     meta.setdefault("fakescope_version", __version__)
