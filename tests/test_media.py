@@ -117,6 +117,16 @@ def test_bad_sampling_arguments(numbered):
         sample_frames(numbered, num_frames=0)
     with pytest.raises(ValueError, match="every"):
         sample_frames(numbered, every=0)
+    with pytest.raises(ValueError, match="threads"):
+        sample_frames(numbered, threads=-1)
+
+
+def test_decoder_threads_do_not_change_frames(numbered):
+    one = sample_frames(numbered, num_frames=9, threads=1)
+    auto = sample_frames(numbered, num_frames=9)
+    assert [f.index for f in one] == [f.index for f in auto]
+    for a, b in zip(one, auto, strict=True):
+        np.testing.assert_array_equal(a.image, b.image)
 
 
 def test_variable_frame_rate(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -226,11 +227,28 @@ def test_process_pool_matches_serial_run(tmp_path, weights_dir):
     pooled = _prepare("folder", root, tmp_path / "pooled", weights_dir, workers=2)
     assert pooled.n_processed == 4
     assert manifest_fingerprint(pooled.manifest_path) == manifest_fingerprint(serial.manifest_path)
+    # the thread budget per worker changes speed only, never the crops
+    threaded = _prepare("folder", root, tmp_path / "threaded", weights_dir, workers=2, threads_per_worker=2)
+    assert manifest_fingerprint(threaded.manifest_path) == manifest_fingerprint(serial.manifest_path)
+    config = yaml.safe_load((tmp_path / "threaded" / "config.yaml").read_text())
+    assert config["threads_per_worker"] == 2
+
+
+def test_default_threads_share_the_cores(monkeypatch):
+    from fakescope.data import prepare
+
+    monkeypatch.setattr(prepare, "default_workers", lambda: 8)
+    assert prepare.default_threads_per_worker(1) is None  # one worker: the libraries' defaults (all cores)
+    assert prepare.default_threads_per_worker(2) == 4
+    assert prepare.default_threads_per_worker(16) == 1
+    assert prepare.default_threads_per_worker(2, "ray") == 1  # an actor reserves one CPU
 
 
 def test_bad_options(tmp_path):
     with pytest.raises(ValueError, match="executor"):
         prepare_dataset("folder", tmp_path, tmp_path / "o", executor="spark")
+    with pytest.raises(ValueError, match="threads_per_worker"):
+        prepare_dataset("folder", tmp_path, tmp_path / "o", threads_per_worker=0)
 
 
 def test_cli_prepare_show_validate_split(tmp_path, weights_dir):

@@ -43,6 +43,11 @@ def prepare(
     workers: int = typer.Option(1, help="Parallel workers (processes, or Ray actors with --executor ray)."),
     executor: str = typer.Option("process", help="process (local pool) or ray."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
+    threads_per_worker: int | None = typer.Option(
+        None,
+        "--threads-per-worker",
+        help="Decoding/OpenCV threads per worker (default: all cores for 1 worker, an even share for several).",
+    ),
     cropped: bool | None = typer.Option(
         None, "--cropped/--no-cropped", help="Inputs are face crops / always detect (default: decide per image)."
     ),
@@ -113,6 +118,7 @@ def prepare(
                 workers=workers,
                 executor=executor,
                 ray_address=address,
+                threads_per_worker=threads_per_worker,
                 cropped=cropped,
                 seed=seed,
                 split_ratios=_parse_ratios(ratios),

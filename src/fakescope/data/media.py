@@ -458,6 +458,7 @@ def sample_frames(
     every: int | None = None,
     per_second: float | None = None,
     max_side: int | None = None,
+    threads: int | None = None,
 ) -> list[Frame]:
     """Decode selected frames of a video as upright RGB images.
 
@@ -472,6 +473,8 @@ def sample_frames(
         every: keep every k-th frame.
         per_second: keep this many frames per second of video time.
         max_side: downscale (keeping the aspect ratio) during decoding so the longer side is at most this.
+        threads: decoder threads (None or 0: FFmpeg's choice, one per core). Parallel workers set 1 so that they
+            do not compete for the same cores; the frames are the same either way.
 
     Returns:
         Frames in presentation order with their index and timestamp (seconds since the first frame). Frames that
@@ -485,6 +488,8 @@ def sample_frames(
 
     if every is not None or per_second is not None:
         num_frames = None
+    if threads is not None and threads < 0:
+        raise ValueError(f"threads must be >= 0, got {threads}")
     path = Path(path)
     _check_file(path)
     with open(path, "rb") as f:
@@ -519,6 +524,8 @@ def sample_frames(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         cc = stream.codec_context
+        if threads:
+            cc.thread_count = int(threads)
         out_w, out_h = _fit_size(cc.width, cc.height, max_side)
         resize = (out_w, out_h) != (cc.width, cc.height)
         wanted_set = set(wanted)

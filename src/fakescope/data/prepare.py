@@ -27,7 +27,9 @@ miss a face that touches the image borders; this rescued 75 of 78 such misses on
 
 **Parallel.** ``executor="process"`` with ``workers > 1`` uses a process pool (spawned workers, each creating
 its own face detector); ``executor="ray"`` runs the same per-video work as Ray actor calls, on a local Ray
-instance or the cluster at ``ray_address`` (``out_dir`` must then be a path every node can write).
+instance or the cluster at ``ray_address`` (``out_dir`` must then be a path every node can write). Each parallel
+worker decodes with its share of the cores (``threads_per_worker``): several workers that each start one FFmpeg
+thread per core only fight over the same cores.
 """
 
 from __future__ import annotations
@@ -202,13 +204,29 @@ class PrepareWorker:
     """Processes media records one at a time; creates its face detector on first need and reuses it.
 
     Used in-process, inside each process-pool task, and as the state of each Ray actor.
+
+    Args:
+        opts: what the crops look like.
+        out_dir: the output folder.
+        threads: CPU threads this worker may use for video decoding and OpenCV (None: the libraries' defaults,
+            one per core). Parallel workers get ``cores // workers`` each so that they do not oversubscribe the
+            machine; the crops do not depend on it.
+        own_process: the worker runs in a process of its own (pool task, Ray actor), so process-wide settings
+            (OpenCV's thread count) may be changed.
     """
 
-    def __init__(self, opts: PrepareOptions, out_dir: str | Path) -> None:
+    def __init__(
+        self, opts: PrepareOptions, out_dir: str | Path, threads: int | None = None, own_process: bool = False
+    ) -> None:
         self.opts = opts
         self.out_dir = Path(out_dir)
         self.fingerprint = opts.fingerprint()
+        self.threads = threads
         self._detector: _TimedDetector | None = None
+        if threads and own_process:
+            import cv2
+
+            cv2.setNumThreads(int(threads))
 
     def _get_detector(self) -> _TimedDetector:
         if self._detector is None:
@@ -262,7 +280,9 @@ class PrepareWorker:
         if kind == "image":
             frames = [Frame(index=0, timestamp=0.0, image=read_image(path))]
         else:
-            frames = sample_frames(path, num_frames=opts.num_frames, every=opts.every, per_second=opts.per_second)
+            frames = sample_frames(
+                path, num_frames=opts.num_frames, every=opts.every, per_second=opts.per_second, threads=self.threads
+            )
         timings["decode"] += time.perf_counter() - t0
         if not frames:
             raise MediaError(path, "no frame could be decoded")
@@ -353,9 +373,11 @@ class PrepareWorker:
         return fill >= AUTO_CROP_MIN_FILL
 
 
-def _run_chunk(records: list[MediaRecord], opts: PrepareOptions, out_dir: str) -> list[ItemResult]:
+def _run_chunk(
+    records: list[MediaRecord], opts: PrepareOptions, out_dir: str, threads: int | None
+) -> list[ItemResult]:
     """Process-pool task: one detector for a chunk of records."""
-    worker = PrepareWorker(opts, out_dir)
+    worker = PrepareWorker(opts, out_dir, threads=threads, own_process=True)
     try:
         return [worker.run(rec) for rec in records]
     finally:
@@ -366,9 +388,11 @@ def _chunks(items: Sequence[MediaRecord], size: int) -> list[list[MediaRecord]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _run_process(records: list[MediaRecord], opts: PrepareOptions, out_dir: Path, workers: int) -> Iterable[ItemResult]:
+def _run_process(
+    records: list[MediaRecord], opts: PrepareOptions, out_dir: Path, workers: int, threads: int | None
+) -> Iterable[ItemResult]:
     if workers <= 1:
-        worker = PrepareWorker(opts, out_dir)
+        worker = PrepareWorker(opts, out_dir, threads=threads)
         try:
             for rec in records:
                 yield worker.run(rec)
@@ -379,7 +403,7 @@ def _run_process(records: list[MediaRecord], opts: PrepareOptions, out_dir: Path
     chunk = max(1, min(16, len(records) // (workers * 8)))
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
     try:
-        pending = {pool.submit(_run_chunk, c, opts, str(out_dir)) for c in _chunks(records, chunk)}
+        pending = {pool.submit(_run_chunk, c, opts, str(out_dir), threads) for c in _chunks(records, chunk)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -409,7 +433,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 
 def _run_ray(
-    records: list[MediaRecord], opts: PrepareOptions, out_dir: Path, workers: int, address: str | None
+    records: list[MediaRecord],
+    opts: PrepareOptions,
+    out_dir: Path,
+    workers: int,
+    address: str | None,
+    threads: int | None,
 ) -> Iterable[ItemResult]:
     ray = _import_ray()
     from ray.util import ActorPool
@@ -418,7 +447,7 @@ def _run_ray(
     actors: list[Any] = []
     try:
         actor_cls = ray.remote(num_cpus=1)(PrepareWorker)
-        actors = [actor_cls.remote(opts, str(out_dir)) for _ in range(max(1, workers))]
+        actors = [actor_cls.remote(opts, str(out_dir), threads, True) for _ in range(max(1, workers))]
         pool = ActorPool(actors)
         yield from pool.map_unordered(lambda actor, rec: actor.run.remote(rec), records)
     finally:
@@ -484,6 +513,7 @@ def prepare_dataset(
     workers: int = 1,
     executor: str = "process",
     ray_address: str | None = None,
+    threads_per_worker: int | None = None,
     cropped: bool | None = None,
     seed: int = 0,
     split_ratios: Sequence[float] = (0.7, 0.15, 0.15),
@@ -509,6 +539,9 @@ def prepare_dataset(
         workers: parallel workers (processes or Ray actors).
         executor: ``"process"`` (local process pool) or ``"ray"``.
         ray_address: Ray cluster address (None = start a local instance with ``workers`` CPUs).
+        threads_per_worker: CPU threads each worker may use for decoding and OpenCV; None = all cores with one
+            worker, else an even share (:func:`default_threads_per_worker`), so that workers do not oversubscribe
+            the machine. Does not change the crops.
         cropped: inputs are face crops (True), never (False), or decide per image (None).
         seed: split seed.
         split_ratios: train, val, test fractions of videos.
@@ -533,6 +566,11 @@ def prepare_dataset(
         raise ValueError(f"size must be at least 8 pixels, got {size}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if threads_per_worker is not None and threads_per_worker < 1:
+        raise ValueError(f"threads_per_worker must be >= 1, got {threads_per_worker}")
+    threads = (
+        threads_per_worker if threads_per_worker is not None else default_threads_per_worker(workers, executor)
+    )
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     opts = PrepareOptions(
@@ -566,9 +604,9 @@ def prepare_dataset(
     t_start = time.perf_counter()
     results: Iterable[ItemResult] = ()
     if todo and executor == "ray":
-        results = _run_ray(todo, opts, out, workers, ray_address)
+        results = _run_ray(todo, opts, out, workers, ray_address, threads)
     elif todo:
-        results = _run_process(todo, opts, out, workers)
+        results = _run_process(todo, opts, out, workers, threads)
     for done, res in enumerate(results, start=1):
         if res.ok:
             n_processed += 0 if res.skipped else 1
@@ -598,6 +636,7 @@ def prepare_dataset(
         "workers": workers,
         "executor": executor,
         "ray_address": ray_address,
+        "threads_per_worker": threads,
         "seed": seed,
         "split_ratios": [float(x) for x in split_ratios],
         "adapter_options": dict(adapter_options or {}),
@@ -624,3 +663,17 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def default_threads_per_worker(workers: int, executor: str = "process") -> int | None:
+    """Threads per worker when the user gives none.
+
+    One worker: None (the libraries' defaults, one thread per core). Several: an even share of this machine's CPUs
+    for the process pool, and 1 for Ray (each actor reserves one CPU of whichever node runs it), so that the
+    workers do not each start one decoding thread per core.
+    """
+    if workers <= 1:
+        return None
+    if executor == "ray":
+        return 1
+    return max(1, default_workers() // workers)
