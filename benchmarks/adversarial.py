@@ -64,22 +64,53 @@ def speed(models: list[str], n: int, eps: float, seed: int) -> list[dict]:
     return rows
 
 
-def faces_tables(shared: Path, work: Path, max_images: int, epochs: int, seed: int) -> dict:
+def _print_robustness(attack: str, rep: dict) -> None:
+    c = rep["clean"]
+    secs = rep.get("benchmark_seconds")
+    print(
+        f"{attack:12s} clean   fake recall {c['fake_recall']:.3f} AUC {c['auc']:.3f} "
+        f"bal.acc {c['balanced_accuracy']:.3f} ({rep['n_images']} images, {rep['n_fake']} fake"
+        + (f"; {secs:.0f} s)" if secs else ")"),
+        flush=True,
+    )
+    for r in rep["results"]:
+        print(
+            f"{attack:12s} {r['eps_label']:7s} success {r['attack_success_rate']:.3f} AUC {r['auc']:.3f} "
+            f"bal.acc {r['balanced_accuracy']:.3f} SSIM {r['ssim_mean']:.4f}",
+            flush=True,
+        )
+
+
+def faces_tables(
+    shared: Path, work: Path, config: Path, max_images: int, epochs: int, seed: int, detect_attacks: tuple[str, ...]
+) -> dict:
+    """Train (or reuse) a detector on the shared faces, then the robustness and detection tables.
+
+    Every finished attack is kept in ``work`` (``attack_<name>/benchmark_report.json``), so a re-run on the same
+    ``work`` folder (same options) only does what is missing.
+    """
     from fakescope.attacks.evaluate import evaluate_robustness
     from fakescope.data.prepare import prepare_dataset
     from fakescope.defenses.evaluate import fit_from_manifest
+    from fakescope.eval.report import json_safe
     from fakescope.train import fit, load_train_config
 
     manifest = work / "faces" / "manifest.parquet"
     if not manifest.is_file():
         res = prepare_dataset("csv", shared / "faces" / "labels.csv", work / "faces", size=256, cropped=True, seed=seed)
         manifest = res.manifest_path
-    ckpt = work / "meso4" / "best.safetensors"
+    ckpt = work / config.stem / "best.safetensors"
     if not ckpt.is_file():
-        cfg = load_train_config(REPO / "configs" / "demo" / "meso4.yaml", device="cpu", num_workers=0, epochs=epochs)
-        ckpt = fit(cfg, manifest, work / "meso4").best_checkpoint
+        cfg = load_train_config(config, device="cpu", num_workers=0, epochs=epochs)
+        ckpt = fit(cfg, manifest, work / config.stem).best_checkpoint
     robustness = {}
     for attack in ("fgsm", "pgd_linf", "robust_eot", "square"):
+        done = work / f"attack_{attack}" / "benchmark_report.json"
+        if done.is_file():  # finished by an earlier invocation on the same work folder
+            robustness[attack] = rep = json.loads(done.read_text())
+            _print_robustness(attack, rep)
+            continue
+        t0 = time.perf_counter()
         rep = evaluate_robustness(
             ckpt,
             manifest,
@@ -91,14 +122,15 @@ def faces_tables(shared: Path, work: Path, max_images: int, epochs: int, seed: i
             seed=seed,
             **ATTACK_KW.get(attack, {}),
         )
+        rep["benchmark_seconds"] = time.perf_counter() - t0
+        done.write_text(json.dumps(json_safe(rep), indent=2))
         robustness[attack] = rep
-        for r in rep["results"]:
-            print(
-                f"{attack:12s} {r['eps_label']:7s} success {r['attack_success_rate']:.3f} AUC {r['auc']:.3f} "
-                f"bal.acc {r['balanced_accuracy']:.3f} SSIM {r['ssim_mean']:.4f}",
-                flush=True,
-            )
-    det = fit_from_manifest(ckpt, manifest, work / "det.json", max_images=max_images, seed=seed)
+        _print_robustness(attack, rep)
+    t0 = time.perf_counter()
+    det = fit_from_manifest(
+        ckpt, manifest, work / "det.json", max_images=max_images, eval_attacks=detect_attacks, seed=seed
+    )
+    det["benchmark_seconds"] = time.perf_counter() - t0
     for r in det["results"]:
         print(
             f"{r['attack']:30s} {r['eps_label']:6s} {r['detector']:18s} AUROC {r['auroc']:.3f} "
@@ -119,7 +151,9 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--work", type=Path, default=REPO / "benchmarks" / "results" / "adversarial_work")
     p.add_argument("--max-images", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--detect-attacks", default="fgsm,pgd_linf", help="attacks of the detection table")
+    p.add_argument("--config", type=Path, default=REPO / "configs" / "demo" / "meso4.yaml", help="training config")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "adversarial.json")
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -127,7 +161,15 @@ def main() -> None:
     if not args.skip_speed:
         result["speed"] = speed(args.models.split(","), args.n, args.eps, args.seed)
     if args.faces:
-        result["faces"] = faces_tables(args.shared, args.work, args.max_images, args.epochs, args.seed)
+        result["faces"] = faces_tables(
+            args.shared,
+            args.work,
+            args.config,
+            args.max_images,
+            args.epochs,
+            args.seed,
+            tuple(args.detect_attacks.split(",")),
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(result, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {
-  for f in 00-head demo data faces models train evaluate adversarial predict serve; do
+  for f in 00-head demo data faces models train evaluate adversarial predict serve scale; do
     cat "docs/readme/$f.md"; echo
   done
   cat docs/readme/99-tail.md

@@ -233,3 +233,22 @@ def test_adversarial_training_hook_calls_the_attack(small_manifest: Path, tmp_pa
     finally:
         attacks.create_attack = real_create
     assert calls == [8] and np.isfinite(res.history[0]["train_loss"])
+    # the run reports its clean-versus-robust trade-off on the validation split
+    report = json.loads((tmp_path / "adv" / "robustness.json").read_text())
+    assert report == res.robustness
+    assert report["n_images"] == 12 and report["eps"] == pytest.approx(4 / 255)
+    assert set(report["clean"]) == set(report["attacked"]) >= {"auc", "balanced_accuracy", "fake_recall"}
+    assert "clean vs robust" in (tmp_path / "adv" / "train.log").read_text()
+
+
+def test_robustness_summary_shows_the_attack_hurts(demo_run, demo_manifest: Path) -> None:
+    from fakescope.models import load_checkpoint
+    from fakescope.train.engine import robustness_summary
+
+    model, meta = load_checkpoint(demo_run.best_checkpoint)
+    df = read_manifest(demo_manifest)
+    val = df[df["split"] == "val"]
+    report = robustness_summary(model, val, Path(demo_manifest).parent, 8 / 255, meta["threshold"], max_images=32)
+    assert report["n_images"] == 32
+    assert report["clean"]["balanced_accuracy"] > 0.8  # the demo model is good on clean crops...
+    assert report["attacked"]["balanced_accuracy"] < report["clean"]["balanced_accuracy"] - 0.3  # ...not under PGD

@@ -181,6 +181,40 @@ class Attack:
     ) -> np.ndarray:
         raise NotImplementedError
 
+    def _run_art(
+        self,
+        attack_cls: type,
+        x: np.ndarray,
+        y: np.ndarray,
+        size: int,
+        device: torch.device,
+        preprocessing_defences: Any = None,
+        **art_kwargs: Any,
+    ) -> np.ndarray:
+        """Run the ART evasion attack ``attack_cls`` on :meth:`wrapped` under this attack's threat model.
+
+        The classifier is :func:`art_classifier` over :meth:`wrapped`; ``norm``, ``eps`` and ``batch_size`` come
+        from this attack, and ``verbose=False`` is passed to attacks that take it.
+
+        Args:
+            attack_cls: an ART evasion attack class (``ProjectedGradientDescent``, ``SquareAttack``...).
+            x: images ``B,3,S,S`` in [0, 1], float32.
+            y: one-hot true labels ``B,2``.
+            size: the side ``S``.
+            device: the model's device.
+            preprocessing_defences: ART preprocessors placed in front of the model (EoT chains...).
+            **art_kwargs: the attack's other parameters (``eps_step``, ``max_iter``, ``num_random_init``...).
+
+        Returns:
+            The adversarial images ``B,3,S,S`` as ART returns them (projected afterwards by :meth:`generate`).
+        """
+        clf = art_classifier(self.wrapped(), size, device, preprocessing_defences=preprocessing_defences)
+        if "verbose" in getattr(attack_cls, "attack_params", ()):
+            art_kwargs.setdefault("verbose", False)
+        norm = np.inf if self.norm == "linf" else 2
+        attack = attack_cls(clf, norm=norm, eps=self.eps, batch_size=self.batch_size, **art_kwargs)
+        return attack.generate(x=x, y=y)
+
 
 def _model_device(model: nn.Module) -> torch.device:
     try:

@@ -21,6 +21,7 @@ from torch import nn
 
 from fakescope.attacks._base import format_eps
 from fakescope.attacks._registry import create_attack
+from fakescope.eval.report import json_safe, markdown_table
 from fakescope.utils.io import atomic_path, atomic_write_text
 
 _logger = logging.getLogger(__name__)
@@ -245,15 +246,18 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"Clean: AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f}, "
         f"fake recall {c['fake_recall']:.3f}.",
         "",
-        "| eps | success on fakes | fake recall | AUC | bal. acc. | mean L-inf | mean L2 | mean SSIM |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["results"]:
-        lines.append(
-            f"| {r['eps_label']} | {r['attack_success_rate']:.3f} | {r['fake_recall']:.3f} | {r['auc']:.3f} | "
-            f"{r['balanced_accuracy']:.3f} | {r['linf_mean']:.4f} | {r['l2_mean']:.3f} | {r['ssim_mean']:.4f} |"
-        )
-    return "\n".join(lines) + "\n"
+    columns = {  # header: (result key, format)
+        "success on fakes": ("attack_success_rate", ".3f"),
+        "fake recall": ("fake_recall", ".3f"),
+        "AUC": ("auc", ".3f"),
+        "bal. acc.": ("balanced_accuracy", ".3f"),
+        "mean L-inf": ("linf_mean", ".4f"),
+        "mean L2": ("l2_mean", ".3f"),
+        "mean SSIM": ("ssim_mean", ".4f"),
+    }
+    rows = [[r["eps_label"], *(format(r[k], spec) for k, spec in columns.values())] for r in report["results"]]
+    return "\n".join(lines + markdown_table(["eps", *columns], rows)) + "\n"
 
 
 def evaluate_robustness(
@@ -326,18 +330,3 @@ def evaluate_robustness(
             },
         )
     return report
-
-
-def json_safe(obj: Any) -> Any:
-    """Recursively turn NumPy scalars into Python ones and NaN/inf into ``None`` (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fakescope.attacks._base import Attack, art_classifier
-from fakescope.attacks._registry import register_attack
+from fakescope.attacks._base import Attack, Norm
+from fakescope.attacks._registry import AttackFactory, register_attack
 
 
 class FGSMAttack(Attack):
@@ -39,16 +39,9 @@ class FGSMAttack(Attack):
     ) -> np.ndarray:
         from art.attacks.evasion import FastGradientMethod
 
-        clf = art_classifier(self.wrapped(), size, device)
-        attack = FastGradientMethod(
-            clf,
-            norm=np.inf,
-            eps=self.eps,
-            eps_step=self.eps_step,
-            num_random_init=int(self.random_start),
-            batch_size=self.batch_size,
+        return self._run_art(
+            FastGradientMethod, x, y, size, device, eps_step=self.eps_step, num_random_init=int(self.random_start)
         )
-        return attack.generate(x=x, y=y)
 
 
 class PGDAttack(Attack):
@@ -80,18 +73,8 @@ class PGDAttack(Attack):
     ) -> np.ndarray:
         from art.attacks.evasion import ProjectedGradientDescent
 
-        clf = art_classifier(self.wrapped(), size, device)
-        attack = ProjectedGradientDescent(
-            clf,
-            norm=np.inf if self.norm == "linf" else 2,
-            eps=self.eps,
-            eps_step=self.eps_step,
-            max_iter=self.steps,
-            num_random_init=int(self.random_start),
-            batch_size=self.batch_size,
-            verbose=False,
-        )
-        return attack.generate(x=x, y=y)
+        kwargs = {"eps_step": self.eps_step, "max_iter": self.steps, "num_random_init": int(self.random_start)}
+        return self._run_art(ProjectedGradientDescent, x, y, size, device, **kwargs)
 
 
 @register_attack
@@ -118,33 +101,31 @@ def fgsm_rs(model: nn.Module, eps: float, seed: int = 0, *, steps: int | None = 
     return attack
 
 
-@register_attack
-def pgd_linf(
-    model: nn.Module,
-    eps: float,
-    seed: int = 0,
-    *,
-    steps: int = 10,
-    eps_step: float | None = None,
-    random_start: bool = True,
-    batch_size: int = 64,
-) -> Attack:
-    """PGD under an L-inf budget (Madry et al. 2018); step 2.5 eps / steps, random start."""
-    return PGDAttack(
-        model, eps, seed, batch_size, norm="linf", steps=steps, eps_step=eps_step, random_start=random_start
-    )
+def _pgd_entrypoint(norm: Norm, doc: str) -> AttackFactory:
+    """The registered ``pgd_<norm>`` factory, documented by ``doc``; both PGD entrypoints share this signature."""
+
+    def factory(
+        model: nn.Module,
+        eps: float,
+        seed: int = 0,
+        *,
+        steps: int = 10,
+        eps_step: float | None = None,
+        random_start: bool = True,
+        batch_size: int = 64,
+    ) -> Attack:
+        return PGDAttack(
+            model, eps, seed, batch_size, norm=norm, steps=steps, eps_step=eps_step, random_start=random_start
+        )
+
+    factory.__name__ = factory.__qualname__ = f"pgd_{norm}"
+    factory.__doc__ = doc
+    return factory
 
 
-@register_attack
-def pgd_l2(
-    model: nn.Module,
-    eps: float,
-    seed: int = 0,
-    *,
-    steps: int = 10,
-    eps_step: float | None = None,
-    random_start: bool = True,
-    batch_size: int = 64,
-) -> Attack:
-    """PGD under an L2 budget (eps is the L2 radius of the whole crop in [0, 1] units)."""
-    return PGDAttack(model, eps, seed, batch_size, norm="l2", steps=steps, eps_step=eps_step, random_start=random_start)
+pgd_linf = register_attack(
+    _pgd_entrypoint("linf", "PGD under an L-inf budget (Madry et al. 2018); step 2.5 eps / steps, random start.")
+)
+pgd_l2 = register_attack(
+    _pgd_entrypoint("l2", "PGD under an L2 budget (eps is the L2 radius of the whole crop in [0, 1] units).")
+)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fakescope.attacks._base import Attack, art_classifier
+from fakescope.attacks._base import Attack
 from fakescope.attacks._registry import register_attack
 
 
@@ -122,18 +122,8 @@ class RobustEOTAttack(Attack):
         from art.attacks.evasion import ProjectedGradientDescent
 
         eot = _eot_class()(self.nb_samples, generator)
-        clf = art_classifier(self.wrapped(), size, device, preprocessing_defences=[eot])
-        attack = ProjectedGradientDescent(
-            clf,
-            norm=np.inf,
-            eps=self.eps,
-            eps_step=self.eps_step,
-            max_iter=self.steps,
-            num_random_init=1,
-            batch_size=self.batch_size,
-            verbose=False,
-        )
-        return attack.generate(x=x, y=y)
+        kwargs = {"eps_step": self.eps_step, "max_iter": self.steps, "num_random_init": 1}
+        return self._run_art(ProjectedGradientDescent, x, y, size, device, preprocessing_defences=[eot], **kwargs)
 
 
 @register_attack

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fakescope.attacks._base import Attack, art_classifier
+from fakescope.attacks._base import Attack
 from fakescope.attacks._registry import register_attack
 
 
@@ -39,18 +39,7 @@ class SquareLinfAttack(Attack):
     ) -> np.ndarray:
         from art.attacks.evasion import SquareAttack
 
-        clf = art_classifier(self.wrapped(), size, device)
-        attack = SquareAttack(
-            clf,
-            norm=np.inf,
-            eps=self.eps,
-            max_iter=self.steps,
-            p_init=self.p_init,
-            nb_restarts=1,
-            batch_size=self.batch_size,
-            verbose=False,
-        )
-        return attack.generate(x=x, y=y)
+        return self._run_art(SquareAttack, x, y, size, device, max_iter=self.steps, p_init=self.p_init, nb_restarts=1)
 
 
 @register_attack

@@ -42,12 +42,15 @@ def train(
     workers: int | None = typer.Option(None, "--workers", help="DataLoader workers per process."),
     scale_lr: bool | None = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply lr by the world size."),
     adv: str | None = typer.Option(None, "--adv", help="Adversarial training attack (fgsm_rs, pgd_linf, ...)."),
-    adv_eps: float | None = typer.Option(None, "--adv-eps", help="Adversarial training budget (L-inf, [0,1] units)."),
+    adv_eps: str | None = typer.Option(
+        None, "--adv-eps", help="Adversarial training budget (L-inf, [0,1] units): 4/255 or 0.0157."
+    ),
     adv_steps: int | None = typer.Option(None, "--adv-steps", help="Adversarial training attack steps (PGD)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a detector (or a K-fold ensemble); best checkpoint by validation AUC."""
+    adv_budget = parse_adv_eps(adv_eps)
     from rich.console import Console
 
     from fakescope.train import fit, init_distributed, load_train_config, shutdown_distributed
@@ -75,7 +78,7 @@ def train(
         num_workers=workers,
         scale_lr=scale_lr,
         adv=adv,
-        adv_eps=adv_eps,
+        adv_eps=adv_budget,
         adv_steps=adv_steps,
     )
     if world_size > 1:
@@ -88,6 +91,25 @@ def train(
         shutdown_distributed()
     if rank == 0:
         _summary(result)
+
+
+def parse_adv_eps(text: str | None) -> float | None:
+    """The one budget of ``--adv-eps`` (``4/255`` or ``0.0157``) as a float; ``None`` when the option is not given.
+
+    Raises:
+        typer.BadParameter: the value is not exactly one non-negative fraction or number.
+    """
+    if text is None:
+        return None
+    from fakescope.attacks import parse_eps
+
+    try:
+        values = parse_eps(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--adv-eps takes one budget like 4/255 or 0.0157 ({exc})") from exc
+    if len(values) != 1:
+        raise typer.BadParameter(f"--adv-eps takes one budget like 4/255 or 0.0157, got {len(values)} in {text!r}")
+    return values[0]
 
 
 class _Progress:

@@ -373,9 +373,7 @@ class PrepareWorker:
         return fill >= AUTO_CROP_MIN_FILL
 
 
-def _run_chunk(
-    records: list[MediaRecord], opts: PrepareOptions, out_dir: str, threads: int | None
-) -> list[ItemResult]:
+def _run_chunk(records: list[MediaRecord], opts: PrepareOptions, out_dir: str, threads: int | None) -> list[ItemResult]:
     """Process-pool task: one detector for a chunk of records."""
     worker = PrepareWorker(opts, out_dir, threads=threads, own_process=True)
     try:
@@ -568,9 +566,7 @@ def prepare_dataset(
         raise ValueError(f"workers must be >= 1, got {workers}")
     if threads_per_worker is not None and threads_per_worker < 1:
         raise ValueError(f"threads_per_worker must be >= 1, got {threads_per_worker}")
-    threads = (
-        threads_per_worker if threads_per_worker is not None else default_threads_per_worker(workers, executor)
-    )
+    threads = threads_per_worker if threads_per_worker is not None else default_threads_per_worker(workers, executor)
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     opts = PrepareOptions(

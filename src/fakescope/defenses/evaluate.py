@@ -25,10 +25,11 @@ import torch
 from torch import nn
 
 from fakescope.attacks._base import TwoLogit, format_eps
-from fakescope.attacks.evaluate import json_safe, load_images, predict_proba, run_attack
+from fakescope.attacks.evaluate import load_images, predict_proba, run_attack
 from fakescope.attacks.gradient import PGDAttack
 from fakescope.defenses.learned import FeatureDetector, JointModel
 from fakescope.defenses.squeezing import FeatureSqueezing, SqueezeEnsemble
+from fakescope.eval.report import json_safe, markdown_table
 from fakescope.utils.io import atomic_write_text
 
 _logger = logging.getLogger(__name__)
@@ -191,16 +192,19 @@ def detection_markdown(report: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v:.3f}" for k, v in report["fpr_at_threshold_clean"].items())
         + ".",
         "",
-        "| attack | eps | detector | attack success | AUROC | TPR@5%FPR | TPR@threshold | AUROC (successful) |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["results"]:
-        lines.append(
-            f"| {r['attack']} | {r['eps_label']} | {r['detector']} | {r['attack_success_rate']:.3f} | "
-            f"{r['auroc']:.3f} | {r['tpr_at_5fpr']:.3f} | {r.get('tpr_at_threshold', float('nan')):.3f} | "
-            f"{r['auroc_successful']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
+    columns = {  # header: result key, all written with 3 decimals
+        "attack success": "attack_success_rate",
+        "AUROC": "auroc",
+        "TPR@5%FPR": "tpr_at_5fpr",
+        "TPR@threshold": "tpr_at_threshold",
+        "AUROC (successful)": "auroc_successful",
+    }
+    rows = [
+        [r["attack"], r["eps_label"], r["detector"], *(f"{r.get(k, float('nan')):.3f}" for k in columns.values())]
+        for r in report["results"]
+    ]
+    return "\n".join(lines + markdown_table(["attack", "eps", "detector", *columns], rows)) + "\n"
 
 
 def save_detectors(path: str | Path, squeezing: FeatureSqueezing, learned: FeatureDetector, **meta: Any) -> Path:

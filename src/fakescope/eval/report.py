@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,16 +141,31 @@ def evaluate_checkpoint(
     return report
 
 
-def _plain(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` made strict-JSON serialisable: NumPy scalars become Python ones, NaN/inf ``None``, paths strings.
+
+    Dicts (keys turned into strings), lists and tuples are converted recursively; other values pass unchanged.
+    """
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    if isinstance(obj, Path):
+        return str(obj)
     return obj
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """The lines of a Markdown table: ``header``, the ``|---|`` rule, then one line per row (cells via ``str``)."""
+
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
 
 
 def _fmt(v: Any) -> str:
@@ -174,34 +190,27 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines += [f"> **WARNING: {w}**", ""]
     keys = [("auc", "AUC"), ("ap", "AP"), ("eer", "EER"), ("log_loss", "log-loss"), ("accuracy", "accuracy")]
     keys += [("balanced_accuracy", "balanced accuracy")]
-    head = "| level | threshold | " + " | ".join(k[1] for k in keys) + " | recall real | recall fake |"
-    lines += [head, "|" + "---|" * (len(keys) + 4)]
+    metric_rows = []
     for level in ("frame", "video"):
         for which in ("at_threshold", "at_0.5"):
             m = report[level][which]
             cells = [_fmt(m[k]) for k, _ in keys] + [_fmt(m["recall"]["real"]), _fmt(m["recall"]["fake"])]
-            lines.append(f"| {level} | {m['threshold']:.4f} | " + " | ".join(cells) + " |")
+            metric_rows.append([level, f"{m['threshold']:.4f}", *cells])
+    header = ["level", "threshold", *(k[1] for k in keys), "recall real", "recall fake"]
+    lines += markdown_table(header, metric_rows)
     lines += ["", "Confusion matrices at the validation threshold (rows: true real/fake; columns: predicted):", ""]
     for level in ("frame", "video"):
-        m = report[level]["at_threshold"]
-        (tn, fp), (fn, tp) = m["confusion"]
-        lines += [
-            f"**{level}**",
-            "",
-            "| | predicted real | predicted fake |",
-            "|---|---|---|",
-            f"| real | {tn} | {fp} |",
-            f"| fake | {fn} | {tp} |",
-            "",
-        ]
-    lines += ["| level | class | precision | recall | F1 | support |", "|---|---|---|---|---|---|"]
+        (tn, fp), (fn, tp) = report[level]["at_threshold"]["confusion"]
+        table = markdown_table(["", "predicted real", "predicted fake"], [["real", tn, fp], ["fake", fn, tp]])
+        lines += [f"**{level}**", "", *table, ""]
+    class_rows = []
     for level in ("frame", "video"):
         m = report[level]["at_threshold"]
         for cls in ("real", "fake"):
-            lines.append(
-                f"| {level} | {cls} | {_fmt(m['precision'][cls])} | {_fmt(m['recall'][cls])} | "
-                f"{_fmt(m['f1'][cls])} | {m['support'][cls]} |"
+            class_rows.append(
+                [level, cls, *(_fmt(m[k][cls]) for k in ("precision", "recall", "f1")), m["support"][cls]]
             )
+    lines += markdown_table(["level", "class", "precision", "recall", "F1", "support"], class_rows)
     if report.get("files"):
         lines += ["", "![ROC](roc.png) ![PR](pr.png)"]
     return "\n".join(lines) + "\n"
@@ -269,7 +278,7 @@ def write_report(
     plot_curves(roc, out / files["roc"], "roc")
     plot_curves(pr, out / files["pr"], "pr")
     report = {**report, "files": files}
-    atomic_write_text(out / files["json"], json.dumps(_plain(report), indent=2))
+    atomic_write_text(out / files["json"], json.dumps(json_safe(report), indent=2))
     atomic_write_text(out / files["markdown"], report_markdown(report))
     return files
 

@@ -68,6 +68,8 @@ class TrainConfig:
         adv_eps: L-inf budget of the adversarial training attack, in [0, 1] pixel units.
         adv_steps: attack steps (PGD).
         adv_ratio: weight of the adversarial loss (``(1 - r) * clean + r * adversarial``).
+        adv_eval_images: after adversarial training, validation images (balanced sample) scored clean and under
+            PGD-10 L-inf at ``adv_eps`` for the clean-versus-robust report (``robustness.json``; 0: skip).
         train_split: manifest split used for training.
         val_split: manifest split used for validation (model selection, threshold).
     """
@@ -105,6 +107,7 @@ class TrainConfig:
     adv_eps: float = 2.0 / 255.0
     adv_steps: int = 5
     adv_ratio: float = 0.5
+    adv_eval_images: int = 200
     train_split: str = "train"
     val_split: str = "val"
 
@@ -130,6 +133,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0 (got {self.lr})")
         if not 0.0 <= self.adv_ratio <= 1.0:
             raise ConfigError(f"adv_ratio must be in [0, 1] (got {self.adv_ratio})")
+        if self.adv_eval_images < 0:
+            raise ConfigError(f"adv_eval_images must be >= 0 (got {self.adv_eval_images})")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for YAML, JSON and checkpoint metadata)."""

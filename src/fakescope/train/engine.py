@@ -85,6 +85,8 @@ class TrainResult:
         threshold: decision threshold chosen on validation.
         balance: class counts and weights reported at start.
         stopped_early: training ended by early stopping.
+        robustness: after adversarial training, the best checkpoint's validation metrics clean and under PGD at
+            ``adv_eps`` (also ``robustness.json``); empty otherwise.
     """
 
     run_dir: Path
@@ -95,6 +97,7 @@ class TrainResult:
     threshold: float = 0.5
     balance: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False
+    robustness: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -633,6 +636,20 @@ def fit_frames(
         balance=balance.to_dict(),
         stopped_early=stopped_early,
     )
+    if writer is not None and config.adv and config.adv_eval_images > 0 and best_epoch >= 0:
+        from fakescope.models import load_checkpoint
+
+        best, _ = load_checkpoint(result.best_checkpoint, map_location=device)
+        result.robustness = robustness_summary(
+            best, val_df, root, config.adv_eps, best_threshold, config.adv_eval_images, config.seed
+        )
+        writer.write_json("robustness.json", result.robustness)
+        c, r = result.robustness["clean"], result.robustness["attacked"]
+        writer.log(
+            f"clean vs robust ({result.robustness['n_images']} val images, {result.robustness['attack']}): "
+            f"balanced accuracy {c['balanced_accuracy']:.4f} -> {r['balanced_accuracy']:.4f}, "
+            f"AUC {c['auc']:.4f} -> {r['auc']:.4f}, fake recall {c['fake_recall']:.4f} -> {r['fake_recall']:.4f}"
+        )
     if writer is not None:
         writer.write_json(
             "result.json",
@@ -649,6 +666,43 @@ def fit_frames(
         writer.log(f"done: best epoch {best_epoch}, val AUC {best_auc:.4f}, threshold {best_threshold:.3f}")
     emit("end", {"result": result})
     return result
+
+
+def robustness_summary(
+    model: nn.Module,
+    rows: pd.DataFrame,
+    root: Path,
+    eps: float,
+    threshold: float,
+    max_images: int = 200,
+    seed: int = 0,
+    steps: int = 10,
+) -> dict[str, Any]:
+    """Clean-versus-robust metrics of ``model`` on (a seeded sample of) ``rows``: clean, and under PGD L-inf.
+
+    Every image is attacked towards the wrong class (fakes towards real, reals towards fake), so the numbers are
+    the model's worst case within ``eps``, whatever attack it was trained with.
+
+    Returns:
+        ``{"attack", "eps", "steps", "n_images", "threshold", "clean": stats, "attacked": stats}`` with AUC,
+        balanced accuracy, accuracy and per-class recall (``fakescope.attacks.evaluate.classification_stats``).
+    """
+    from fakescope.attacks.evaluate import classification_stats, predict_proba, run_attack, sample_rows
+
+    sample = sample_rows(rows, max_images, seed).reset_index(drop=True)
+    ds = FaceDataset(sample, root, model.cfg.input_size)
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    y = sample["label"].to_numpy().astype(int)
+    x_adv = run_attack(model, x, y, "pgd_linf", eps, seed=seed, steps=steps)
+    return {
+        "attack": f"pgd_linf eps {eps:.5f}, {steps} steps",
+        "eps": float(eps),
+        "steps": steps,
+        "n_images": len(y),
+        "threshold": float(threshold),
+        "clean": classification_stats(y, predict_proba(model, x), threshold),
+        "attacked": classification_stats(y, predict_proba(model, x_adv), threshold),
+    }
 
 
 def _balance_message(balance: ClassBalance, mode: str, n_val: int) -> str:
