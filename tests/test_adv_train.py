@@ -10,11 +10,14 @@ import pytest
 import torch
 
 
-def _robust_accuracy(model, x, y, thr: float, seed: int = 0) -> float:
+def _robust_accuracy(model, x, y, thr: float, seed: int = 0, with_prob: bool = False):
+    """Accuracy under PGD-10 4/255 (and, with ``with_prob``, the mean probability of the true class)."""
     from fakescope.attacks.evaluate import predict_proba, run_attack
 
     x_adv = run_attack(model, x, y, "pgd_linf", 4 / 255, seed=seed)
-    return float(((predict_proba(model, x_adv) >= thr).astype(int) == y).mean())
+    p = predict_proba(model, x_adv)
+    acc = float(((p >= thr).astype(int) == y).mean())
+    return (acc, float(np.where(y == 1, p, 1 - p).mean())) if with_prob else acc
 
 
 @pytest.fixture(scope="module")
@@ -33,35 +36,31 @@ def demo_splits(demo_checkpoint):
 
 
 def test_fast_fgsm_finetuning_raises_pgd4_accuracy(demo_splits) -> None:
-    """Fast variant: fine-tune the demo model with fast-FGSM batches via the training engine, keep the epoch with
-    the best PGD accuracy on validation crops (robust overfitting makes single epochs jumpy, Rice et al. 2020),
-    and compare with the undefended model on held-out test crops."""
+    """Fast variant: fine-tune the demo model for 6 epochs with fast-FGSM batches via the training engine, then
+    compare with the undefended model under PGD-10 4/255 on held-out test crops: the probability given to the
+    true class (a smooth measure) and the accuracy (the issue's measure; the slow test below checks it on the
+    full recipe)."""
     from fakescope.attacks import create_attack
     from fakescope.train.engine import train_one_epoch
 
     model, splits = demo_splits
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits["train"], splits["val"], splits["test"]
+    (x_tr, y_tr), (x_te, y_te) = splits["train"], splits["test"]
     thr = 0.5
-    before = _robust_accuracy(model, x_te, y_te, thr)
+    before_acc, before_p = _robust_accuracy(model, x_te, y_te, thr, with_prob=True)
     torch.manual_seed(0)  # dropout draws: independent of the tests that ran before
     robust = copy.deepcopy(model)
     attack = create_attack("fgsm_rs", robust, eps=4 / 255, seed=0)
     opt = torch.optim.Adam(robust.parameters(), lr=1e-3)
     ds = torch.utils.data.TensorDataset(x_tr, torch.as_tensor(y_tr, dtype=torch.float32), torch.arange(len(y_tr)))
     loader = torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
-    best, best_state = -1.0, None
     for _ in range(6):
         train_one_epoch(
             robust, loader, opt, torch.nn.BCEWithLogitsLoss(), torch.device("cpu"), attack=attack, adv_ratio=0.5
         )
-        robust.eval()
-        val = _robust_accuracy(robust, x_va, y_va, thr, seed=1)
-        if val > best:
-            best, best_state = val, copy.deepcopy(robust.state_dict())
-    robust.load_state_dict(best_state)
     robust.eval()
-    after = _robust_accuracy(robust, x_te, y_te, thr)
-    assert after > before + 0.1, (before, best, after)
+    after_acc, after_p = _robust_accuracy(robust, x_te, y_te, thr, with_prob=True)
+    assert after_p > max(0.05, 100 * before_p), (before_p, after_p)
+    assert after_acc > before_acc + 0.1, (before_acc, after_acc)
 
 
 @pytest.mark.slow
