@@ -44,6 +44,7 @@ def speed(models: list[str], n: int, eps: float, seed: int) -> list[dict]:
             y = (model(x) > 0).float()
             base = time.perf_counter() - t0
         rows.append({"model": name, "attack": "clean forward (baseline)", "s_per_100": base * 100 / n, "ratio": 1.0})
+        create_attack("fgsm", model, eps=eps, seed=seed)(x[:1], y[:1])  # warm-up: ART import and set-up, untimed
         for attack in list_attacks():
             atk = create_attack(
                 attack, model, eps=eps if attack != "pgd_l2" else 0.5, seed=seed, **ATTACK_KW.get(attack, {})
