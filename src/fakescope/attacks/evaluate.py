@@ -47,7 +47,6 @@ def load_images(
     Raises:
         ManifestError: the manifest is unreadable or the split is empty.
     """
-    from fakescope.data.datasets import FaceDataset
     from fakescope.data.manifest import read_manifest
     from fakescope.errors import ManifestError
 
@@ -56,9 +55,19 @@ def load_images(
         df = df[df["split"] == split]
     if df.empty:
         raise ManifestError(f"{manifest_path}: no rows in split {split!r}")
-    df = sample_rows(df, max_images, seed).reset_index(drop=True)
     root = Path(manifest_path)
-    ds = FaceDataset(df, root if root.is_dir() else root.parent, input_size)
+    return load_rows(df, root if root.is_dir() else root.parent, input_size, max_images, seed)
+
+
+def load_rows(
+    df: pd.DataFrame, root: str | Path, input_size: int, max_images: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, np.ndarray, pd.DataFrame]:
+    """Face crops of manifest rows (crop paths relative to ``root``), balanced-sampled with :func:`sample_rows`,
+    as ``(x N,3,S,S in [0, 1], y N, rows)``."""
+    from fakescope.data.datasets import FaceDataset
+
+    df = sample_rows(df, max_images, seed).reset_index(drop=True)
+    ds = FaceDataset(df, Path(root), input_size)
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     return x, df["label"].to_numpy().astype(int), df
 

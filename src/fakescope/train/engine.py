@@ -687,12 +687,9 @@ def robustness_summary(
         ``{"attack", "eps", "steps", "n_images", "threshold", "clean": stats, "attacked": stats}`` with AUC,
         balanced accuracy, accuracy and per-class recall (``fakescope.attacks.evaluate.classification_stats``).
     """
-    from fakescope.attacks.evaluate import classification_stats, predict_proba, run_attack, sample_rows
+    from fakescope.attacks.evaluate import classification_stats, load_rows, predict_proba, run_attack
 
-    sample = sample_rows(rows, max_images, seed).reset_index(drop=True)
-    ds = FaceDataset(sample, root, model.cfg.input_size)
-    x = torch.stack([ds[i][0] for i in range(len(ds))])
-    y = sample["label"].to_numpy().astype(int)
+    x, y, _ = load_rows(rows, root, model.cfg.input_size, max_images, seed)
     x_adv = run_attack(model, x, y, "pgd_linf", eps, seed=seed, steps=steps)
     return {
         "attack": f"pgd_linf eps {eps:.5f}, {steps} steps",
