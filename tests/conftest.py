@@ -42,3 +42,19 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def mediapipe_dir(shared_data: Path) -> Path:
+    """The BlazeFace model files (``../shared/data/weights/mediapipe``)."""
+    return shared_data / "weights" / "mediapipe"
+
+
+@pytest.fixture(scope="session")
+def blazeface_detector(mediapipe_dir: Path):
+    """A session-wide BlazeFace face detector."""
+    from fakescope.data.faces import create_face_detector
+
+    det = create_face_detector("blazeface", weights_dir=mediapipe_dir)
+    yield det
+    det.close()

@@ -116,6 +116,24 @@ def build_dfdc_faces(root: Path) -> Path:
     return root
 
 
+def build_deepfake_faces(root: Path) -> Path:
+    """Kaggle deepfake-faces: faces_224/<video>.jpg and metadata.csv (videoname,label,original)."""
+    face = tight_face(160)
+    write_image(root / "faces_224" / "aaaaaaaaaa.jpg", face)
+    write_image(root / "faces_224" / "bbbbbbbbbb.jpg", face[:, ::-1].copy())
+    write_image(root / "faces_224" / "cccccccccc.jpg", np.roll(face, 9, axis=1))
+    write_image(root / "faces_224" / "dddddddddd.jpg", np.roll(face, -9, axis=1))
+    (root / "metadata.csv").write_text(
+        "videoname,original_width,original_height,label,original\n"
+        "aaaaaaaaaa.mp4,1920,1080,REAL,\n"
+        "bbbbbbbbbb.mp4,1920,1080,FAKE,aaaaaaaaaa.mp4\n"
+        "cccccccccc.mp4,1920,1080,REAL,\n"
+        "dddddddddd.mp4,1920,1080,FAKE,cccccccccc.mp4\n"
+        "eeeeeeeeee.mp4,1920,1080,FAKE,cccccccccc.mp4\n"
+    )
+    return root
+
+
 def build_ffpp(root: Path) -> Path:
     """FaceForensics++: originals 000, 003 and 010 (c23), Deepfakes 000_003 and 003_000."""
     for i, vid in enumerate(("000", "003", "010")):
@@ -151,6 +169,7 @@ BUILDERS = {
     "celebdf": build_celebdf,
     "dfdc": build_dfdc,
     "dfdc-faces": build_dfdc_faces,
+    "deepfake-faces": build_deepfake_faces,
     "ffpp": build_ffpp,
     "folder": build_folder,
     "csv": build_csv,

@@ -141,3 +141,43 @@ def test_helpers():
     assert parse_label("FAKE", "x") == 1
     assert parse_label(0.0, "x") == 0
     assert safe_id("../a b/c") == "a_b/c"
+
+
+def test_deepfake_faces_groups_fakes_with_their_original(tmp_path):
+    BUILDERS["deepfake-faces"](tmp_path)
+    recs = {r.video_id: r for r in load_records("deepfake-faces", tmp_path)}
+    assert set(recs) == {"aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc", "dddddddddd"}  # eeeeeeeeee has no image
+    assert [recs[v].label for v in sorted(recs)] == [0, 1, 0, 1]
+    assert recs["bbbbbbbbbb"].source_id == recs["aaaaaaaaaa"].source_id == "aaaaaaaaaa"
+    assert recs["dddddddddd"].source_id == "cccccccccc"
+    assert all(r.cropped is None for r in recs.values())  # the face-crop rule of predict decides
+    (tmp_path / "metadata.csv").unlink()
+    with pytest.raises(FakescopeError, match=r"metadata\.csv"):
+        load_records("deepfake-faces", tmp_path)
+
+
+def test_shared_dfdc_labels_split_by_group(shared_data):
+    """The shared DFDC labels.csv through the csv kind: a fake and its original never cross splits."""
+    from fakescope.data.splits import assign_splits
+
+    root = shared_data / "dfdc_faces" / "labels.csv"
+    recs = load_records("csv", root, group_col="group_id", source_col="original")
+    assert len(recs) == 24000
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "video_id": [r.video_id for r in recs],
+            "source_id": [r.source_id or r.video_id for r in recs],
+            "identity": [r.identity for r in recs],
+            "group_id": [r.group_id for r in recs],
+            "label": [r.label for r in recs],
+        }
+    )
+    df = assign_splits(df, seed=0, ratios=(0.75, 0.05, 0.2))
+    assert df.groupby("group_id")["split"].nunique().max() == 1
+    labels = pd.read_csv(root)
+    originals = labels.dropna(subset=["original"])
+    split_of = dict(zip(df["video_id"].str.split("/").str[-1], df["split"], strict=True))
+    shared = [(f, o) for f, o in zip(originals["video_id"], originals["original"], strict=True) if o in split_of]
+    assert shared and all(split_of[f] == split_of[o] for f, o in shared)

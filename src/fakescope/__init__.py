@@ -13,6 +13,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: The detector used when none is named (``predict``, ``serve``): the one place it is defined.
+DEFAULT_DETECTOR = "mesoinception4.mesonet_df"
+
 _LAZY = {
     "create_detector": "fakescope.models",
     "list_detectors": "fakescope.models",
@@ -24,7 +27,7 @@ _LAZY = {
     "MediaError": "fakescope.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["DEFAULT_DETECTOR", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

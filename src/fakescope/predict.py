@@ -12,9 +12,10 @@ then per file: the file score is the highest score among the main tracks (a vide
 it is fake; tracks seen in fewer than half as many frames as the longest track are ignored as spurious
 detections unless they are all there is).
 
-Images are analysed as one frame. An image that is already a face crop (the face fills the picture, as in
-face datasets) is scored whole: when no face is found in the picture itself, it is padded with a grey border
-and searched again; a face covering at least a quarter of the original picture means the picture is the crop.
+Images are analysed as one frame. Crops follow the detector's crop contract (:mod:`fakescope.data.contract`:
+crop size, margin, alignment and interpolation, stored in its checkpoint), so a face is cut exactly as its
+training crops were. An image that is already a face crop (the face fills the picture, as in face datasets) is
+scored whole, decided by the rule ``prepare`` uses (:func:`fakescope.data.contract.face_in_crop`).
 """
 
 from __future__ import annotations
@@ -23,23 +24,20 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from fakescope import DEFAULT_DETECTOR as DEFAULT_MODEL
 from fakescope.errors import FakescopeError, MediaError
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "mesoinception4.mesonet_df"
 AGGREGATIONS = ("mean", "max", "confident_mean")
 RUNTIMES = ("torch", "onnx")
 Verdict = Literal["fake", "real", "no-face", "error"]
-
-#: A padded re-detection counts the picture as a face crop when the face covers this share of it.
-FACE_CROP_MIN_AREA = 0.25
 
 
 @dataclass
@@ -166,6 +164,7 @@ class LoadedModel:
     """A detector ready for inference.
 
     Attributes:
+        contract: how face crops are cut for it (from its cfg / checkpoint / ONNX metadata).
         net: a callable mapping [0, 1] images ``B,3,S,S`` (torch tensor) to logits ``B``; a torch
             :class:`~fakescope.models.Detector` or an :class:`~fakescope.export.OnnxDetector`.
         torch_model: the torch detector when available (Grad-CAM and adversarial scores need it), else None.
@@ -183,6 +182,13 @@ class LoadedModel:
     threshold: float
     runtime: str
     info: dict[str, Any]
+    contract: Any = None
+
+    def __post_init__(self) -> None:
+        if self.contract is None:
+            from fakescope.data.contract import CropContract
+
+            self.contract = CropContract(size=self.input_size)
 
 
 def load_model(
@@ -196,9 +202,9 @@ def load_model(
     """Load a detector for prediction.
 
     Args:
-        model: a registered pretrained name (``meso4.mesonet_df``), a bare architecture (random weights, for
-            benchmarks only), a fakescope ``.safetensors`` checkpoint, an exported ``.onnx`` file, or an
-            already built :class:`~fakescope.models.Detector`.
+        model: anything :func:`fakescope.models.load_model` takes (a named pretrained detector such as
+            ``meso4.mesonet_df``, a named ensemble, a ``.safetensors`` checkpoint, a k-fold ``ensemble.json``, a
+            built module, or a bare architecture: random weights, benchmarks only), or an exported ``.onnx`` file.
         runtime: ``"torch"`` (eager PyTorch) or ``"onnx"`` (ONNX Runtime; torch models are exported in memory).
         weights_dir: offline folder holding pretrained weight files.
         cache_dir: download cache for pretrained weights.
@@ -211,8 +217,10 @@ def load_model(
     """
     import torch
 
+    from fakescope.data.contract import CropContract
     from fakescope.export import OnnxDetector, export_onnx_bytes
-    from fakescope.models import Detector, create_detector, load_checkpoint
+    from fakescope.models import Detector, DetectorCfg
+    from fakescope.models import load_model as load_torch_model
 
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
@@ -226,6 +234,7 @@ def load_model(
         if path.suffix.lower() == ".onnx":
             onnx = OnnxDetector(path, num_threads=num_threads)
             meta = onnx.meta
+            onnx_cfg = DetectorCfg.from_dict(meta["cfg"]) if isinstance(meta.get("cfg"), dict) else None
             return LoadedModel(
                 net=onnx,
                 torch_model=None,
@@ -234,18 +243,17 @@ def load_model(
                 threshold=float(meta.get("threshold", 0.5)),
                 runtime="onnx",
                 info={"source": str(path), **meta},
+                contract=CropContract.from_cfg(onnx_cfg) if onnx_cfg is not None else None,
             )
-        if path.suffix.lower() in {".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".pkl"} or path.is_file():
-            torch_model, meta = load_checkpoint(path)
-            threshold = float(meta.get("threshold", 0.5))
-            name = str(meta.get("model", path.stem))
-            info = {"source": str(path), "checkpoint": {k: meta[k] for k in meta if k != "config"}}
-        else:
-            name = str(model)
-            torch_model = create_detector(name, weights_dir=weights_dir, cache_dir=cache_dir)
-            if "." not in name:
-                _logger.warning("%s has no pretrained weights tag: its scores are meaningless", name)
-            threshold = float(torch_model.cfg.extra.get("threshold", 0.5))
+        torch_model, meta = load_torch_model(model, weights_dir=weights_dir, cache_dir=cache_dir)
+        threshold = float(meta.get("threshold", 0.5))
+        name = str(meta.get("model") or meta.get("name") or path.stem)
+        if "source" in meta:
+            info = {"source": meta["source"], "checkpoint": {k: meta[k] for k in meta if k != "config"}}
+        elif isinstance(torch_model, Detector) and "." not in name:
+            _logger.warning("%s has no pretrained weights tag: its scores are meaningless", name)
+        if "members" in meta:
+            info["members"] = meta["members"]
     torch_model.eval()
     cfg = getattr(torch_model, "cfg", None)
     if cfg is not None:
@@ -259,7 +267,8 @@ def load_model(
     if runtime == "onnx":
         meta = {"model": name, "threshold": threshold, **({"cfg": cfg.to_dict()} if cfg is not None else {})}
         net = OnnxDetector(export_onnx_bytes(torch_model, input_size, metadata=meta), num_threads=num_threads)
-    return LoadedModel(net, torch_model, name, input_size, threshold, runtime, info)
+    contract = CropContract.from_cfg(cfg) if cfg is not None else None
+    return LoadedModel(net, torch_model, name, input_size, threshold, runtime, info, contract)
 
 
 # --------------------------------------------------------------------------------------------------- predictor
@@ -274,7 +283,8 @@ class Predictor:
         aggregation: ``mean``, ``max`` or ``confident_mean`` (frames -> track).
         threshold: decision threshold; default the one stored with the weights, else 0.5.
         batch_size: face crops per inference batch.
-        margin: extra context around each face box (fraction of the box size).
+        margin: extra context around each face box (fraction of the box size); None: the detector's contract
+            (``cfg.crop_margin``, stored in its checkpoint). Changing it scores crops the model was not trained on.
         max_faces: at most this many faces per frame (None: all).
         weights_dir: offline folder with the detector's pretrained weights.
         cache_dir: download cache.
@@ -293,7 +303,7 @@ class Predictor:
         threshold: float | None = None,
         *,
         batch_size: int = 32,
-        margin: float = 0.3,
+        margin: float | None = None,
         max_faces: int | None = None,
         weights_dir: str | Path | None = None,
         cache_dir: str | Path | None = None,
@@ -313,8 +323,12 @@ class Predictor:
         self.aggregation = aggregation
         self.threshold = float(threshold) if threshold is not None else self.loaded.threshold
         self.batch_size = batch_size
-        self.margin = margin
+        self.contract = self.loaded.contract
+        if margin is not None:
+            self.contract = replace(self.contract, margin=float(margin))
+        self.margin = self.contract.margin
         self.max_faces = max_faces
+        self._owns_detector = isinstance(detector, str)
         if isinstance(detector, str):
             self.detector_name = detector
             self.face_detector = _create_face_detector(detector, detector_weights_dir, weights_dir, cache_dir)
@@ -337,6 +351,7 @@ class Predictor:
             "model": self.loaded.name,
             "runtime": self.runtime,
             "input_size": self.loaded.input_size,
+            "crop_contract": self.contract.to_dict(),
             "threshold": self.threshold,
             "aggregation": self.aggregation,
             "num_frames": self.num_frames,
@@ -346,9 +361,9 @@ class Predictor:
         }
 
     def close(self) -> None:
-        """Release the face detector."""
+        """Release the face detector this predictor created (one passed in stays open for its owner)."""
         close = getattr(self.face_detector, "close", None)
-        if close is not None:
+        if close is not None and self._owns_detector:
             close()
 
     def __enter__(self) -> Predictor:
@@ -422,23 +437,34 @@ class Predictor:
                 out.append(torch.sigmoid(torch.as_tensor(logits).reshape(-1).float()).numpy())
         return np.concatenate(out)
 
+    def face_inputs(self, path: str | Path) -> list[Any]:
+        """The face crops ``analyze`` would score for ``path``, as model inputs (``FaceCrop.image``: ``S,S,3``).
+
+        Raises:
+            MediaError: the file cannot be read.
+        """
+        kind, frames = self._decode(Path(path))
+        return self._faces(frames, kind)
+
     # -- internals --------------------------------------------------------------------------------------------
-    def _analyze(
-        self, path: Path, result: FileResult, explain_dir: str | Path | None, progress: Callable[[float], None]
-    ) -> None:
+    def _decode(self, path: Path) -> tuple[str, list[Any]]:
         from fakescope.data import media
 
         if path.is_dir():
             raise MediaError(path, "is a directory, not a media file")
         if not path.exists():
             raise MediaError(path, "file not found")
-        t0 = time.perf_counter()
         kind = media.media_kind(path)
-        result.kind = kind
         if kind == "image":
-            frames = [media.Frame(index=0, timestamp=0.0, image=media.read_image(path))]
-        else:
-            frames = media.sample_frames(path, num_frames=self.num_frames)
+            return kind, [media.Frame(index=0, timestamp=0.0, image=media.read_image(path))]
+        return kind, media.sample_frames(path, num_frames=self.num_frames)
+
+    def _analyze(
+        self, path: Path, result: FileResult, explain_dir: str | Path | None, progress: Callable[[float], None]
+    ) -> None:
+        t0 = time.perf_counter()
+        kind, frames = self._decode(path)
+        result.kind = kind
         t1 = time.perf_counter()
         result.timings["decode"] = t1 - t0
         progress(0.4)
@@ -481,18 +507,29 @@ class Predictor:
             result.timings["explain"] = time.perf_counter() - t4
 
     def _faces(self, frames: list[Any], kind: str) -> list[Any]:
+        """Face crops at the model's input size, cut as the detector's crop contract says."""
+        from fakescope.data.contract import crop_whole, face_in_crop
         from fakescope.data.faces import FaceCrop, extract_faces
 
-        size = self.loaded.input_size
-        crops = extract_faces(frames, self.face_detector, size=size, margin=self.margin, max_faces=self.max_faces)
-        if crops or kind != "image":
-            return crops
-        image = frames[0].image
-        if _is_face_crop(image, self.face_detector):
-            _logger.info("image is a face crop: scoring it whole")
-            h, w = image.shape[:2]
-            return [FaceCrop(0, 0.0, 0, (0.0, 0.0, float(w), float(h)), 1.0, _resize(image, size))]
-        return []
+        c = self.contract
+        if kind == "image":
+            whole = face_in_crop(frames[0].image, self.face_detector)
+            if whole is not None:
+                _logger.info("image is a face crop: scoring it whole")
+                crop = c.model_input(crop_whole(frames[0].image, whole, c))
+                return [FaceCrop(0, 0.0, 0, tuple(whole.box), whole.score, crop, whole.landmarks)]
+        crops = extract_faces(
+            frames,
+            self.face_detector,
+            size=c.cut_size,
+            margin=c.margin,
+            max_faces=self.max_faces,
+            align=c.align,
+            interpolation=c.interpolation,
+        )
+        for crop in crops:
+            crop.image = c.model_input(crop.image)
+        return crops
 
     def _explain(self, path: Path, result: FileResult, images: np.ndarray, kind: str, explain_dir: Path) -> None:
         from fakescope.explain import gradcam_heatmaps, plot_timeline, save_overlay
@@ -527,33 +564,6 @@ def _fail(result: FileResult, reason: str) -> None:
 def _safe_stem(path: Path) -> str:
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem)
     return stem or "file"
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_LINEAR
-    return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=interp))
-
-
-def _is_face_crop(image: np.ndarray, detector: Any) -> bool:
-    """Whether a picture where no face was found is itself a face crop (the face fills it).
-
-    Face detectors miss faces that touch the borders; pad the picture with grey by half its size on each side
-    and search again. A face covering at least :data:`FACE_CROP_MIN_AREA` of the original picture means yes.
-    """
-    h, w = image.shape[:2]
-    pad_y, pad_x = h // 2, w // 2
-    padded = np.full((h + 2 * pad_y, w + 2 * pad_x, 3), 127, dtype=np.uint8)
-    padded[pad_y : pad_y + h, pad_x : pad_x + w] = image
-    for face in detector.detect(padded):
-        x1, y1, x2, y2 = face.box
-        ix = max(0.0, min(x2, pad_x + w) - max(x1, pad_x))
-        iy = max(0.0, min(y2, pad_y + h) - max(y1, pad_y))
-        if ix * iy >= FACE_CROP_MIN_AREA * h * w:
-            return True
-    return False
 
 
 def _create_face_detector(

@@ -289,11 +289,11 @@ def evaluate_robustness(
         The report dict (also ``report.json`` in ``out_dir``, with ``report.md`` and ``robustness_curve.png``).
     """
     from fakescope.attacks._registry import get_attack_info
-    from fakescope.models import load_checkpoint
+    from fakescope.models import load_model
     from fakescope.utils.runinfo import write_run_info
 
     get_attack_info(attack)  # fail fast on a bad name
-    model, meta = load_checkpoint(checkpoint, map_location=device)
+    model, meta = load_model(checkpoint, map_location=device)
     x, y, rows = load_images(manifest_path, model.cfg.input_size, split, max_images, seed)
     out = Path(out_dir) if out_dir is not None else None
     names = [f"{i:05d}_{'fake' if lab else 'real'}" for i, lab in enumerate(y)]

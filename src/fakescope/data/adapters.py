@@ -16,6 +16,10 @@ dfdc-faces     Kaggle "deepfake detection faces": ``DeepFakeNN/`` (often ``DeepF
                one face image per video (``<video>.jpg``), and ``metadata/NN.json`` (also accepted:
                ``metadata/metadataN.json``, ``metadataN.json``) mapping ``<video>.mp4`` to ``label``,
                ``split`` and ``original``. Images are treated as face crops.
+deepfake-faces Kaggle "deepfake-faces" (DFDC): ``faces_224/<video>.jpg`` (one face per video) and
+               ``metadata.csv`` with ``videoname,label,original`` (``original``: the real video a fake was made
+               from). A fake is grouped with its original. Crops go through the same face-crop rule as
+               ``predict`` (``fakescope.data.contract.face_in_crop``), so training and prediction crops match
 ffpp           FaceForensics++: ``original_sequences/youtube/<c>/videos/000.mp4`` and
                ``manipulated_sequences/<method>/<c>/videos/000_003.mp4`` (target 000, source face 003),
                ``<c>`` in raw, c23, c40
@@ -307,6 +311,47 @@ def dfdc_faces_records(root: Path) -> list[MediaRecord]:
                     cropped=True,
                 )
             )
+    return records
+
+
+# -------------------------------------------------------------------------------------------- deepfake-faces
+@register_adapter("deepfake-faces")
+def deepfake_faces_records(root: Path) -> list[MediaRecord]:
+    """Kaggle "deepfake-faces": ``faces_224/*.jpg`` and ``metadata.csv`` (``videoname,label,original``).
+
+    ``videoname`` ``abc.mp4`` is the image ``faces_224/abc.jpg``; a fake's ``original`` (``xyz.mp4``) becomes its
+    ``source_id``, so the fake and its original (and every other fake of it) share a split.
+    """
+    meta_path = root / "metadata.csv"
+    folder = next((p for p in (root / "faces_224", root) if p.is_dir() and any(p.glob("*.jpg"))), None)
+    if not meta_path.is_file() or folder is None:
+        raise FakescopeError(f"{root}: not a deepfake-faces folder (expected faces_224/*.jpg and metadata.csv)")
+    with meta_path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("videoname", "label") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise FakescopeError(f"{meta_path}: no column {missing[0]!r} (columns: {reader.fieldnames})")
+        rows = list(reader)
+    records = []
+    for i, row in enumerate(rows):
+        vid = Path(row["videoname"].strip()).stem
+        path = folder / f"{vid}.jpg"
+        if not path.is_file():
+            logger.info("%s: listed in %s but missing", path, meta_path)
+            continue
+        label = parse_label(row["label"], f"{meta_path} line {i + 2}")
+        original = Path((row.get("original") or "").strip()).stem if label else ""
+        if original.lower() == "nan":
+            original = ""
+        records.append(
+            MediaRecord(
+                media_path=path,
+                video_id=vid,
+                label=label,
+                source_id=original or vid,
+                manipulation="dfdc" if label else "",
+            )
+        )
     return records
 
 

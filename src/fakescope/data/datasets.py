@@ -63,6 +63,7 @@ class FaceDataset(Dataset):
         seed: base seed of the per-sample augmentation generator.
         cache: keep decoded, resized crops in memory: ``True``, ``False`` or ``"auto"`` (when they fit in
             :data:`CACHE_LIMIT_BYTES`).
+        interpolation: the detector's resize rule (``cfg.interpolation``; see :mod:`fakescope.data.contract`).
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class FaceDataset(Dataset):
         augment: bool | AugmentConfig = False,
         seed: int = 0,
         cache: bool | str = False,
+        interpolation: str = "area",
     ) -> None:
         if "crop_path" not in df.columns or "label" not in df.columns:
             raise ManifestError("FaceDataset needs the manifest columns 'crop_path' and 'label'")
@@ -80,6 +82,7 @@ class FaceDataset(Dataset):
         self.paths = [Path(p) if Path(p).is_absolute() else root / p for p in df["crop_path"].astype(str)]
         self.labels = df["label"].to_numpy().astype(np.int64)
         self.input_size = int(input_size)
+        self.interpolation = interpolation
         self.augment = AugmentConfig.from_value(augment) if not isinstance(augment, AugmentConfig) else augment
         self.seed = int(seed)
         self.epoch = 0
@@ -98,7 +101,7 @@ class FaceDataset(Dataset):
         """The crop at ``index`` resized to ``input_size`` (uint8 RGB), from the cache when enabled."""
         if self._cache is not None and self._cache[index] is not None:
             return self._cache[index]
-        img = resize_square(read_crop(self.paths[index]), self.input_size)
+        img = resize_square(read_crop(self.paths[index]), self.input_size, self.interpolation)
         if self._cache is not None:
             self._cache[index] = img
         return img
@@ -226,6 +229,7 @@ def create_loader(
     world_size: int = 1,
     cache: bool | str = False,
     pin_memory: bool = False,
+    interpolation: str = "area",
 ) -> DataLoader:
     """A DataLoader over manifest rows.
 
@@ -243,10 +247,13 @@ def create_loader(
         world_size: number of processes.
         cache: keep decoded crops in memory (``True``/``False``/``"auto"``).
         pin_memory: pin host memory (CUDA).
+        interpolation: the detector's resize rule.
     """
     if augment is None:
         augment = train
-    dataset = FaceDataset(df, root, input_size, augment=augment if train else False, seed=seed, cache=cache)
+    dataset = FaceDataset(
+        df, root, input_size, augment=augment if train else False, seed=seed, cache=cache, interpolation=interpolation
+    )
     weights = None
     if train and balance:
         cb = class_balance(dataset.labels)

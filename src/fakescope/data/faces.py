@@ -15,9 +15,9 @@ Model files are fetched once into a cache (``~/.cache/fakescope`` or ``cache_dir
 taken from a local folder (``weights_dir``; the CLI's ``--from DIR`` / ``FAKESCOPE_WEIGHTS_DIR``). Nothing is
 fetched at import time.
 
-Crops are cut from the full-resolution frame: a square around the box centre with side ``max(w, h) * (1 +
-margin)``; parts of that square outside the frame are padded with black (the face stays centred and at the same
-scale), then the square is resized to ``size``.
+Crops are cut from the full-resolution frame by :func:`fakescope.data.contract.cut_face` (the one crop function
+of training and prediction): a square around the box centre with side ``max(w, h) * (1 + margin)``, levelled
+when aligning; parts outside the frame are padded with black, then the square is resized to ``size``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fakescope.data.contract import CropContract, crop_face, cut_face, square_box
 from fakescope.data.media import Frame
 
 __all__ = [
@@ -393,42 +394,6 @@ def create_face_detector(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def square_box(box: Sequence[float], margin: float = 0.3) -> tuple[float, float, float, float]:
-    """The square around ``box``'s centre with side ``max(w, h) * (1 + margin)`` (may extend past the frame)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(x2 - x1, y2 - y1) * (1.0 + margin)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
-
-
-def crop_face(image: np.ndarray, box: Sequence[float], size: int, margin: float = 0.3) -> np.ndarray:
-    """Cut a square face crop from ``image`` and resize it to ``size`` x ``size``.
-
-    The square is centred on the box with side ``max(w, h) * (1 + margin)``. Where it extends past the frame,
-    it is padded with black (so the face stays centred and at the same scale as crops away from the border).
-
-    Returns:
-        ``size,size,3`` uint8 RGB.
-    """
-    import cv2
-
-    if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    h, w = image.shape[:2]
-    sx1, sy1, sx2, _ = square_box(box, margin)
-    side = max(1, round(sx2 - sx1))
-    x0, y0 = round(sx1), round(sy1)
-    canvas = np.zeros((side, side, image.shape[2]), dtype=image.dtype)
-    ix1, iy1 = max(x0, 0), max(y0, 0)
-    ix2, iy2 = min(x0 + side, w), min(y0 + side, h)
-    if ix2 > ix1 and iy2 > iy1:
-        canvas[iy1 - y0 : iy2 - y0, ix1 - x0 : ix2 - x0] = image[iy1:iy2, ix1:ix2]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(canvas, (size, size), interpolation=interp) if side != size else canvas
-
-
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.3) -> np.ndarray:
     """Warp a face so its 5 landmarks land on the ArcFace template (similarity transform), padded with black.
 
@@ -510,6 +475,7 @@ def extract_faces(
     margin: float = 0.3,
     max_faces: int | None = None,
     align: bool = False,
+    interpolation: str = "area",
 ) -> list[FaceCrop]:
     """Detect faces in frames, link them into tracks and cut crops from the full-resolution frames.
 
@@ -522,7 +488,8 @@ def extract_faces(
         size: side of the square crops in pixels.
         margin: how much the square grows beyond the face box (0.3 = 30 %).
         max_faces: keep at most this many faces per frame (highest scores first); ``None`` keeps all.
-        align: warp faces onto the 5-point template when the backend gives landmarks (else plain crops).
+        align: level the eyes (rotation about the box centre) when the backend gives landmarks.
+        interpolation: resize rule (see :class:`fakescope.data.contract.CropContract`).
 
     Returns:
         Crops in frame order, then by score; each with its frame index, timestamp, track id, box and score.
@@ -538,13 +505,11 @@ def extract_faces(
         if own:
             det.close()
     track_ids = link_tracks([[f.box for f in faces] for faces in detections])
+    contract = CropContract(size=size, margin=margin, align=align, interpolation=interpolation)
     crops: list[FaceCrop] = []
     for frame, faces, ids in zip(frames, detections, track_ids, strict=True):
         for face, tid in zip(faces, ids, strict=True):
-            if align and face.landmarks is not None:
-                img = align_face(frame.image, face.landmarks, size, margin)
-            else:
-                img = crop_face(frame.image, face.box, size, margin)
+            img = cut_face(frame.image, face, contract)
             crops.append(
                 FaceCrop(
                     frame_index=frame.index,

@@ -17,13 +17,14 @@ removed, so crops of an interrupted attempt never linger.
 name and renamed. The manifest is assembled once at the end from the shards, so a killed run leaves no
 manifest row for unfinished work, and ``prepare`` can simply be run again.
 
-**Face crops as input.** Images (or video frames) that are already face crops skip detection and are resized
-to ``size`` (one row per image, ``det_score`` 1.0, box = the whole image). This happens when ``cropped=True``,
-when the adapter knows the dataset holds crops (``dfdc-faces``) and ``cropped`` is not False, or, with
-``cropped=None`` (auto), for an image whose longer side is at most :data:`AUTO_CROP_MAX_SIDE` pixels and whose
-largest detected face box covers at least :data:`AUTO_CROP_MIN_FILL` of the image area (when nothing is found,
-detection is tried once more on the image framed by a black border of half its size, because detectors often
-miss a face that touches the image borders; this rescued 75 of 78 such misses on ../shared/data/faces).
+**Face crops as input.** Images (or video frames) that are already face crops are resized whole to ``size``
+(one row per image; :func:`fakescope.data.contract.crop_whole`, levelled about the face with ``align``). This
+happens when ``cropped=True`` (no detection: ``det_score`` 1.0, box = the whole image), when the adapter knows the
+dataset holds crops (``dfdc-faces``) and ``cropped`` is not False, or, with ``cropped=None`` (auto), when
+:func:`fakescope.data.contract.face_in_crop` finds that the picture is a face crop — the same rule ``predict``
+applies, so a crop file is turned into the same model input by both (an image of at most 400 px whose face covers
+a quarter of it; when nothing is found, detection is tried once more inside a black border of half its size,
+because detectors often miss a face that touches the image borders).
 
 **Parallel.** ``executor="process"`` with ``workers > 1`` uses a process pool (spawned workers, each creating
 its own face detector); ``executor="ray"`` runs the same per-video work as Ray actor calls, on a local Ray
@@ -58,8 +59,6 @@ from fakescope.utils.io import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-AUTO_CROP_MAX_SIDE = 400
-AUTO_CROP_MIN_FILL = 0.25
 EXECUTORS = ("process", "ray")
 STAGES = ("decode", "detect", "crop", "write")
 SHARD_VERSION = 1
@@ -79,7 +78,7 @@ class PrepareOptions:
         weights_dir: folder holding the detector's model files (offline route); None = the download cache.
         margin: the face box grows by this fraction before cropping.
         max_faces: keep at most this many faces per frame (None = all).
-        align: 5-point alignment where the detector gives landmarks.
+        align: level the eyes (rotation about the face centre) where the detector gives eye keypoints.
         cropped: True = inputs are face crops, False = always detect, None = auto (see the module docstring).
     """
 
@@ -91,7 +90,7 @@ class PrepareOptions:
     weights_dir: str | None = None
     margin: float = 0.3
     max_faces: int | None = None
-    align: bool = False
+    align: bool = True
     cropped: bool | None = None
 
     def fingerprint(self) -> str:
@@ -179,16 +178,6 @@ class _TimedDetector:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.detector, name)
-
-
-def _resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    if (h, w) == (size, size):
-        return np.ascontiguousarray(image)
-    interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_CUBIC
-    return cv2.resize(image, (size, size), interpolation=interp)
 
 
 def _encode_png(image_rgb: np.ndarray) -> bytes:
@@ -287,17 +276,26 @@ class PrepareWorker:
         if not frames:
             raise MediaError(path, "no frame could be decoded")
 
+        from fakescope.data.contract import CropContract, crop_whole, face_in_crop
+
+        contract = CropContract(size=opts.size, margin=opts.margin, align=opts.align)
         cropped = opts.cropped if opts.cropped is not None else rec.cropped
+        whole_face = None
         if cropped is None and kind == "image":
-            cropped = self._looks_cropped(frames[0].image, timings)
+            det = self._get_detector()
+            before = det.seconds
+            whole_face = face_in_crop(frames[0].image, det)
+            timings["detect"] += det.seconds - before
+            cropped = whole_face is not None
         # (frame_index, timestamp, track_id, box, score, image)
         faces: list[tuple[int, float, int, tuple[float, float, float, float], float, np.ndarray]] = []
         t0 = time.perf_counter()
         if cropped:
             for fr in frames:
                 h, w = fr.image.shape[:2]
-                faces.append((fr.index, fr.timestamp, 0, (0.0, 0.0, float(w), float(h)), 1.0, fr.image))
-            resize_to = opts.size
+                box = tuple(whole_face.box) if whole_face is not None else (0.0, 0.0, float(w), float(h))
+                score = whole_face.score if whole_face is not None else 1.0
+                faces.append((fr.index, fr.timestamp, 0, box, score, crop_whole(fr.image, whole_face, contract)))
         else:
             from fakescope.data.faces import extract_faces
 
@@ -309,7 +307,6 @@ class PrepareWorker:
             timings["detect"] += det.seconds - before
             timings["crop"] -= det.seconds - before
             faces = [(c.frame_index, c.timestamp, c.track_id, tuple(c.box), c.score, c.image) for c in found]
-            resize_to = None
         timings["crop"] += time.perf_counter() - t0
         if not faces:
             hint = " (pass cropped=True / --cropped if these are face crops)" if kind == "image" else ""
@@ -318,8 +315,6 @@ class PrepareWorker:
         rows = []
         for frame_index, timestamp, track_id, box, score, image in faces:
             t0 = time.perf_counter()
-            if resize_to is not None:
-                image = _resize_square(image, resize_to)
             data = _encode_png(image)
             timings["crop"] += time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -351,26 +346,6 @@ class PrepareWorker:
                 }
             )
         return rows
-
-    def _looks_cropped(self, image: np.ndarray, timings: dict[str, float]) -> bool:
-        h, w = image.shape[:2]
-        if max(h, w) > AUTO_CROP_MAX_SIDE:
-            return False
-        import cv2
-
-        det = self._get_detector()
-        before = det.seconds
-        faces = det.detect(image)
-        pad = 0
-        if not faces:  # detectors often miss a face that touches the borders: look again with a black frame
-            pad = max(h, w) // 2
-            faces = det.detect(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0)))
-        timings["detect"] += det.seconds - before
-        if not faces:
-            return False
-        x1, y1, x2, y2 = (v - pad for v in faces[0].box)
-        fill = max(0.0, min(x2, w) - max(x1, 0)) * max(0.0, min(y2, h) - max(y1, 0)) / float(w * h)
-        return fill >= AUTO_CROP_MIN_FILL
 
 
 def _run_chunk(records: list[MediaRecord], opts: PrepareOptions, out_dir: str, threads: int | None) -> list[ItemResult]:
@@ -507,7 +482,7 @@ def prepare_dataset(
     weights_dir: str | Path | None = None,
     margin: float = 0.3,
     max_faces: int | None = None,
-    align: bool = False,
+    align: bool = True,
     workers: int = 1,
     executor: str = "process",
     ray_address: str | None = None,
@@ -533,7 +508,7 @@ def prepare_dataset(
         weights_dir: offline folder with the detector's model files.
         margin: box growth before cropping.
         max_faces: faces kept per frame (None = all).
-        align: 5-point alignment.
+        align: level the eyes where the detector gives eye keypoints.
         workers: parallel workers (processes or Ray actors).
         executor: ``"process"`` (local process pool) or ``"ray"``.
         ray_address: Ray cluster address (None = start a local instance with ``workers`` CPUs).

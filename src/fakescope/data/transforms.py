@@ -17,6 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fakescope.data.contract import resize_square as resize_square
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -78,15 +80,6 @@ class AugmentConfig:
         d = asdict(self)
         d["blur_sigma"], d["jpeg_quality"] = list(self.blur_sigma), list(self.jpeg_quality)
         return d
-
-
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize an ``H,W,3`` uint8 image to ``size x size`` (area interpolation when shrinking)."""
-    h, w = image.shape[:2]
-    if h == size and w == size:
-        return image
-    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interp)
 
 
 def to_tensor(image: np.ndarray) -> Any:

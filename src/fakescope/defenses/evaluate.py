@@ -254,10 +254,10 @@ def fit_from_manifest(
     Returns:
         The detection report (also ``<out>.report.json`` and ``<out>.report.md``).
     """
-    from fakescope.models import load_checkpoint
+    from fakescope.models import load_model
     from fakescope.utils.runinfo import run_metadata
 
-    model, meta = load_checkpoint(checkpoint, map_location=device)
+    model, meta = load_model(checkpoint, map_location=device)
     size = model.cfg.input_size
     x_fit, y_fit, _ = load_images(manifest_path, size, fit_split, max_images, seed)
     squeezing, learned = fit_detectors(model, x_fit, y_fit, attack, eps_list, seed=seed, steps=steps)
@@ -299,9 +299,9 @@ def score_inputs(
         One row per image: ``path``, ``label`` (manifests only), ``fake_prob``, ``squeeze_score``,
         ``squeeze_flag``, ``learned_score``, ``learned_flag``, ``error``. Unreadable images are recorded and skipped.
     """
-    from fakescope.models import load_checkpoint
+    from fakescope.models import load_model
 
-    model, _ = load_checkpoint(checkpoint, map_location=device)
+    model, _ = load_model(checkpoint, map_location=device)
     squeezing, learned, _ = load_detectors(detectors_path, model)
     size = model.cfg.input_size
     inputs = [Path(p) for p in inputs]

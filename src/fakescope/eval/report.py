@@ -30,8 +30,8 @@ REPORT_MD = "report.md"
 
 
 def load_detector(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """Load a checkpoint (``.safetensors``) or a k-fold ensemble descriptor (``ensemble.json`` or its folder)."""
-    from fakescope.train import load_model
+    """Any detector source :func:`fakescope.models.load_model` takes (checkpoint, ensemble, named detector)."""
+    from fakescope.models import load_model
 
     return load_model(path, map_location=device)
 

@@ -18,18 +18,26 @@ from fakescope.models.base import Detector as Detector
 from fakescope.models.checkpoint import load_checkpoint as load_checkpoint
 from fakescope.models.checkpoint import read_checkpoint_metadata as read_checkpoint_metadata
 from fakescope.models.checkpoint import save_checkpoint as save_checkpoint
+from fakescope.models.ensemble import EnsembleDetector as EnsembleDetector
+from fakescope.models.ensemble import list_ensembles as list_ensembles
+from fakescope.models.ensemble import register_ensemble as register_ensemble
+from fakescope.models.loading import load_model as load_model
 
 __all__ = [
     "DEFAULT_PRETRAINED",
     "Detector",
     "DetectorCfg",
+    "EnsembleDetector",
     "count_parameters",
     "create_detector",
     "describe_detector",
     "get_detector_cfg",
     "list_detectors",
+    "list_ensembles",
     "load_checkpoint",
+    "load_model",
     "read_checkpoint_metadata",
     "register_detector",
+    "register_ensemble",
     "save_checkpoint",
 ]

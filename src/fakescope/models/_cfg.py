@@ -1,6 +1,8 @@
-"""DetectorCfg: the contract of a detector — input size, normalisation, weights source and provenance.
+"""DetectorCfg: the contract of a detector — the face crop it takes, its normalisation, weights and provenance.
 
-The data side derives its transforms from this config (``input_size``), never from a separate YAML file.
+The crop contract (``input_size``, ``crop_margin``, ``crop_align``, ``interpolation``) travels inside every
+checkpoint; :mod:`fakescope.data.contract` turns a frame and a face into the model input from it, for training,
+evaluation, prediction, attacks and the service alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ class DetectorCfg:
         arch: registered architecture name (``meso4``).
         tag: weights tag (``mesonet_df``), empty for random init.
         input_size: square side of the face crop the model takes, in pixels.
+        crop_size: side of the crop cut from the frame before it is resized to ``input_size`` (what the training
+            manifest stored; None: cut at ``input_size`` directly).
+        crop_margin: the square crop's side is ``max(w, h) * (1 + crop_margin)`` of the face box.
+        crop_align: rotate the face upright (eye line horizontal) before cropping, when the face detector gives
+            eye keypoints.
+        interpolation: resize rule, ``area`` (area averaging when shrinking, bilinear when enlarging),
+            ``bilinear`` or ``bicubic``.
         mean: per-channel mean applied *inside* the model to [0, 1] RGB input.
         std: per-channel std applied inside the model.
         url: public download address of pretrained weights, if any.
@@ -31,6 +40,10 @@ class DetectorCfg:
     arch: str
     tag: str = ""
     input_size: int = 224
+    crop_size: int | None = None
+    crop_margin: float = 0.3
+    crop_align: bool = False
+    interpolation: str = "area"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     url: str = ""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fakescope import DEFAULT_DETECTOR
 from fakescope.models._cfg import DetectorCfg
 from fakescope.models.base import Detector
 
@@ -29,7 +30,7 @@ _LOADERS: dict[str, Callable[[Detector, Path], None]] = {}
 HF_PREFIX = "hf:"
 
 #: The named pretrained detector used when a user names none (``fakescope predict`` without ``--model``).
-DEFAULT_PRETRAINED = "mesoinception4.mesonet_df"
+DEFAULT_PRETRAINED = DEFAULT_DETECTOR
 
 
 def register_detector(fn: Builder) -> Builder:
@@ -112,10 +113,12 @@ def create_detector(
         name: ``arch`` (random init, or ImageNet backbone with ``pretrained=True``), ``arch.tag`` (named
             pretrained detector, fetched with a SHA-256 check or read from ``weights_dir`` offline), or
             ``hf:<model id or folder>`` (Hugging Face image classifier; needs ``transformers``).
-        pretrained: for a bare ``arch``, ask for the backbone's ImageNet weights through timm (needs the internet).
+        pretrained: for a bare ``arch``, ask for the backbone's ImageNet weights: families that declare their file
+            (``mobilenet_v2``, ``efficientnet_lite0``) resolve it offline first (see :mod:`fakescope.models._hub`),
+            the timm families go through timm's hub (needs the internet or its cache).
         checkpoint_path: a ``.safetensors`` state dict (``--weights FILE``; a fakescope checkpoint works too)
             loaded afterwards. Pickle files are refused.
-        weights_dir: offline folder holding the pretrained file (``--from DIR``).
+        weights_dir: offline folder holding the pretrained file, named or ImageNet (``--from DIR``).
         cache_dir: download cache (default ``~/.cache/fakescope``).
         **kwargs: builder arguments (``drop_rate``, ``hidden``, timm's ``drop_path_rate``...); ``None`` values are
             dropped so CLI defaults never override a model's own. ``freeze_backbone=True`` freezes the backbone
@@ -144,8 +147,17 @@ def create_detector(
         if pretrained and not tag and not cfg.extra.get("imagenet"):
             tags = ", ".join(f"{arch}.{t}" for t in list_pretrained_tags(arch)) or "none"
             raise ValueError(f"{arch} has no ImageNet weights; named pretrained detectors for it: {tags}")
+        imagenet_file = cfg.extra.get("imagenet_file") if pretrained and not tag else None
+        if imagenet_file is not None:
+            from fakescope.models._hub import resolve_pretrained_file
+
+            kwargs["pretrained_file"] = resolve_pretrained_file(imagenet_file, weights_dir)
         model = _BUILDERS[arch](cfg=cfg, pretrained=pretrained and not tag, **kwargs)
-        if tag:
+        if tag and cfg.extra.get("bundled"):
+            from fakescope.models._hub import bundled_file
+
+            _LOADERS[name](model, bundled_file(cfg.filename, cfg.sha256))
+        elif tag:
             path = fetch_file(
                 cfg.url, cfg.sha256, filename=cfg.filename or None, cache_dir=cache_dir, local_dir=weights_dir
             )

@@ -25,8 +25,18 @@ _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"}
 _META_KEY = "fakescope"
 
 
+def _is_safetensors(head: bytes, size: int) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header starting with ``{``."""
+    return len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8
+
+
 def _refuse_pickle(path: Path) -> None:
-    head = path.read_bytes()[:8] if path.is_file() else b""
+    if not path.is_file():
+        return
+    with path.open("rb") as fh:
+        head = fh.read(9)
+    if _is_safetensors(head, path.stat().st_size):
+        return
     looks_pickle = head[:1] == b"\x80" or head[:2] == b"PK" or path.suffix.lower() in _PICKLE_SUFFIXES
     if looks_pickle:
         raise CheckpointError(
@@ -36,8 +46,16 @@ def _refuse_pickle(path: Path) -> None:
         )
 
 
-def save_checkpoint(model: Detector, path: str | Path, **metadata: Any) -> Path:
-    """Save ``model``'s weights and metadata atomically to ``path`` (``.safetensors``) plus a ``.json`` sidecar."""
+def save_checkpoint(model: Detector, path: str | Path, dtype: torch.dtype | None = None, **metadata: Any) -> Path:
+    """Save ``model``'s weights and metadata atomically to ``path`` (``.safetensors``) plus a ``.json`` sidecar.
+
+    Args:
+        model: the detector.
+        path: target file (the suffix becomes ``.safetensors``).
+        dtype: store floating-point tensors in this dtype (``torch.float16`` halves the file; loading casts
+            them back to the model's dtype).
+        **metadata: anything JSON-serialisable to keep with the weights.
+    """
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
@@ -48,6 +66,8 @@ def save_checkpoint(model: Detector, path: str | Path, **metadata: Any) -> Path:
     meta.setdefault("model_kwargs", {})
     meta.setdefault("threshold", 0.5)
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={_META_KEY: json.dumps(meta, default=str)})
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, default=str))

@@ -19,7 +19,7 @@ from fakescope.data.transforms import AugmentConfig
 from fakescope.errors import FakescopeError
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-SCHEDULERS = ("none", "step", "cosine")
+SCHEDULERS = ("none", "step", "cosine", "warmup_cosine")
 BALANCE = ("sampler", "loss", "none")
 
 
@@ -34,7 +34,9 @@ class TrainConfig:
     Attributes:
         model: registered detector name (``meso4``, ``efficientnet_b0``, or ``arch.tag`` pretrained weights).
         model_kwargs: builder arguments (``drop_rate``...).
-        pretrained: start from the backbone's ImageNet weights (needs the internet or a cache).
+        pretrained: start from the backbone's ImageNet weights (offline folder, torchvision's cache, or a download).
+        pretrained_dir: offline folder holding the ImageNet file (``--from DIR``; None: cache or download).
+        input_size: model input side (None: the architecture's default); the crops are resized to it.
         init_checkpoint: a fakescope ``.safetensors`` checkpoint to start from (``--weights``).
         epochs: maximum number of epochs.
         batch_size: batch size *per process*; the global batch is ``batch_size * world_size``.
@@ -44,7 +46,10 @@ class TrainConfig:
         optimizer: ``adam``, ``adamw``, ``rmsprop`` or ``sgd``.
         weight_decay: L2 / decoupled weight decay.
         momentum: momentum of sgd and rmsprop.
-        scheduler: ``none``, ``step`` (``gamma`` every ``step_size`` epochs) or ``cosine`` (to ``min_lr``).
+        scheduler: ``none``, ``step`` (``gamma`` every ``step_size`` epochs), ``cosine`` (per epoch, to ``min_lr``)
+            or ``warmup_cosine`` (per optimiser step: linear warm-up over ``warmup_steps``, then cosine to
+            ``min_lr`` at the last step of the last epoch).
+        warmup_steps: warm-up length of ``warmup_cosine``, in optimiser steps.
         step_size: epochs between step-schedule decays.
         gamma: step-schedule decay factor.
         min_lr: final learning rate of the cosine schedule.
@@ -77,6 +82,8 @@ class TrainConfig:
     model: str = "meso4"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     pretrained: bool = False
+    pretrained_dir: str | None = None
+    input_size: int | None = None
     init_checkpoint: str | None = None
     epochs: int = 10
     batch_size: int = 32
@@ -90,6 +97,7 @@ class TrainConfig:
     step_size: int = 5
     gamma: float = 0.1
     min_lr: float = 0.0
+    warmup_steps: int = 0
     freeze_backbone_epochs: int = 0
     balance: str = "sampler"
     augment: AugmentConfig = field(default_factory=AugmentConfig)

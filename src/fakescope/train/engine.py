@@ -46,7 +46,7 @@ from fakescope.errors import ManifestError
 from fakescope.models import create_detector, save_checkpoint
 from fakescope.train.config import ConfigError, TrainConfig
 from fakescope.train.dist import DistInfo, all_gather_objects, all_reduce_mean, barrier, current_dist
-from fakescope.train.optim import create_optimizer, create_scheduler
+from fakescope.train.optim import PER_STEP_SCHEDULERS, create_optimizer, create_scheduler
 from fakescope.train.state import STATE_NAME, load_train_state, save_train_state
 from fakescope.utils.io import atomic_write_text
 from fakescope.utils.runinfo import write_run_info
@@ -441,8 +441,13 @@ def fit_frames(
 
     torch.manual_seed(config.seed)
     model = create_detector(
-        config.model, pretrained=config.pretrained, checkpoint_path=config.init_checkpoint, **config.model_kwargs
+        config.model,
+        pretrained=config.pretrained,
+        checkpoint_path=config.init_checkpoint,
+        weights_dir=config.pretrained_dir,
+        **config.model_kwargs,
     ).to(device)
+    model.set_cfg(_data_contract(model.cfg, root, config))
     size = model.cfg.input_size
     cache: bool | str = {"auto": "auto", "true": True, "false": False}[config.cache_images]
     train_loader = create_loader(
@@ -459,6 +464,7 @@ def fit_frames(
         world_size=info.world_size,
         cache=cache,
         pin_memory=device.type == "cuda",
+        interpolation=model.cfg.interpolation,
     )
     val_loader = create_loader(
         val_df,
@@ -471,14 +477,24 @@ def fit_frames(
         world_size=info.world_size,
         cache=cache,
         pin_memory=device.type == "cuda",
+        interpolation=model.cfg.interpolation,
     )
     pos_weight = torch.tensor(balance.pos_weight, device=device) if config.balance == "loss" else None
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     lr = config.lr * (info.world_size if config.scale_lr else 1)
     optimizer = create_optimizer(model, config.optimizer, lr, config.weight_decay, config.momentum)
+    steps_per_epoch = min(len(train_loader), config.max_steps_per_epoch or len(train_loader))
     scheduler = create_scheduler(
-        optimizer, config.scheduler, config.epochs, config.step_size, config.gamma, config.min_lr
+        optimizer,
+        config.scheduler,
+        config.epochs,
+        config.step_size,
+        config.gamma,
+        config.min_lr,
+        steps_per_epoch=steps_per_epoch,
+        warmup_steps=config.warmup_steps,
     )
+    per_step = scheduler is not None and config.scheduler in PER_STEP_SCHEDULERS
     use_amp = config.amp and device.type == "cuda"
     fp16 = use_amp and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=fp16) if device.type == "cuda" else None
@@ -551,6 +567,9 @@ def fit_frames(
         current_lr = optimizer.param_groups[0]["lr"]
 
         def on_step(step: int, total: int, loss: float, epoch: int = epoch, lr_: float = current_lr) -> None:
+            if per_step:
+                lr_ = optimizer.param_groups[0]["lr"]
+                scheduler.step()
             steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "lr": lr_})
             emit("step", {"epoch": epoch, "step": step, "steps": total, "loss": loss})
 
@@ -572,7 +591,7 @@ def fit_frames(
         if config.precise_bn_batches > 0:
             precise_bn(model, train_loader, config.precise_bn_batches, device, info)
         probs, labels = _evaluate_all(model, val_loader, device, use_amp, info)
-        if scheduler is not None:
+        if scheduler is not None and not per_step:
             scheduler.step()
         metrics = validation_metrics(labels, probs)
         row = {
@@ -752,6 +771,22 @@ def _create_attack(config: TrainConfig, model: nn.Module) -> Any:
     except ImportError as exc:  # pragma: no cover - the attacks package ships with fakescope
         raise ConfigError(f"adversarial training needs fakescope.attacks ({exc})") from exc
     return create_attack(config.adv, model, eps=config.adv_eps, seed=config.seed, steps=config.adv_steps)
+
+
+def _data_contract(cfg: Any, root: str | Path, config: TrainConfig) -> Any:
+    """The detector's cfg with the crop contract of the training data (and ``config.input_size``) recorded.
+
+    The manifest's crops were made by ``prepare`` (its ``config.yaml``: crop size, margin, alignment); storing
+    that in the model's cfg, and so in every checkpoint, lets ``predict`` cut the same crops from new media.
+    """
+    from fakescope.data.contract import manifest_contract
+
+    changes: dict[str, Any] = dict(manifest_contract(root) or {})
+    if not changes:
+        _logger.warning("%s: no prepare config.yaml beside the manifest; the crop contract stays the model's", root)
+    if config.input_size:
+        changes["input_size"] = int(config.input_size)
+    return cfg.with_(**changes) if changes else cfg
 
 
 def build_eval_dataset(df: pd.DataFrame, root: str | Path, input_size: int) -> FaceDataset:

@@ -21,15 +21,17 @@ import torch
 from torch import nn
 
 from fakescope.data.manifest import read_manifest
-from fakescope.errors import CheckpointError, ManifestError
-from fakescope.models import load_checkpoint
+from fakescope.errors import ManifestError
+from fakescope.models.checkpoint import load_checkpoint
+from fakescope.models.ensemble import ENSEMBLE_KIND as ENSEMBLE_KIND
+from fakescope.models.ensemble import EnsembleDetector as EnsembleDetector
+from fakescope.models.ensemble import load_ensemble as load_ensemble
+from fakescope.models.loading import load_model as _load_model
 from fakescope.train.config import TrainConfig
 from fakescope.train.dist import barrier, current_dist
 from fakescope.utils.io import atomic_write_text
 
 _logger = logging.getLogger(__name__)
-
-ENSEMBLE_KIND = "fakescope-ensemble"
 
 
 def assign_folds(df: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
@@ -50,80 +52,9 @@ def assign_folds(df: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
     return folds
 
 
-class EnsembleDetector(nn.Module):
-    """Mean-probability ensemble of detectors sharing one input contract.
-
-    ``forward`` returns the logit of the mean P(fake) of the members, so ``sigmoid(forward(x))`` is the
-    ensemble's P(fake) like for any single detector.
-    """
-
-    def __init__(self, members: list[nn.Module], threshold: float = 0.5) -> None:
-        super().__init__()
-        if not members:
-            raise CheckpointError("an ensemble needs at least one member")
-        sizes = {m.cfg.input_size for m in members}
-        if len(sizes) != 1:
-            raise CheckpointError(f"ensemble members disagree on input size: {sorted(sizes)}")
-        self.members = nn.ModuleList(members)
-        self.cfg = members[0].cfg
-        self.threshold = threshold
-        self._widths = [int(m.num_features) for m in members]
-        self.num_features = sum(self._widths)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Concatenated member features ``B,sum(F_k)``."""
-        return torch.cat([m.forward_features(x) for m in self.members], dim=1)
-
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Logit of the mean member probability ``B`` from concatenated features."""
-        if pre_logits:
-            return features
-        parts = torch.split(features, self._widths, dim=1)
-        probs = torch.stack([torch.sigmoid(m.forward_head(f)) for m, f in zip(self.members, parts, strict=True)])
-        return torch.logit(probs.mean(0), eps=1e-7)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logit ``B`` of the mean P(fake) of the members for [0, 1] images ``B,3,S,S``."""
-        probs = torch.stack([torch.sigmoid(m(x)) for m in self.members])
-        return torch.logit(probs.mean(0), eps=1e-7)
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean P(fake) ``B``."""
-        return torch.sigmoid(self(x))
-
-
-def load_ensemble(path: str | Path, map_location: str | torch.device = "cpu") -> EnsembleDetector:
-    """Load an ``ensemble.json`` descriptor (member checkpoints are relative to its folder).
-
-    Raises:
-        CheckpointError: not an ensemble descriptor, or a member checkpoint is missing/unreadable.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "ensemble.json"
-    try:
-        desc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable ensemble descriptor ({exc})") from exc
-    if desc.get("kind") != ENSEMBLE_KIND:
-        raise CheckpointError(f"{path}: not a fakescope ensemble descriptor (kind={desc.get('kind')!r})")
-    members = [load_checkpoint(path.parent / m, map_location=map_location)[0] for m in desc["members"]]
-    model = EnsembleDetector(members, threshold=float(desc.get("threshold", 0.5)))
-    return model.to(map_location).eval()
-
-
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Load a single checkpoint (``.safetensors``) or an ensemble (``ensemble.json`` or its run folder).
-
-    Returns ``(model, metadata)``; for ensembles the metadata is the descriptor (it has ``threshold`` too).
-    """
-    path = Path(path)
-    if path.suffix == ".json" or (path.is_dir() and (path / "ensemble.json").is_file()):
-        desc_path = path / "ensemble.json" if path.is_dir() else path
-        model = load_ensemble(desc_path, map_location)
-        return model, json.loads(desc_path.read_text(encoding="utf-8"))
-    return load_checkpoint(path, map_location=map_location)
+    """A checkpoint or an ensemble; kept for old imports, see :func:`fakescope.models.load_model`."""
+    return _load_model(path, map_location=map_location)
 
 
 def fit_folds(

@@ -1,0 +1,119 @@
+"""Ensembles (k-fold ensemble.json files and named ensembles) in predict, serve and export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fakescope.errors import CheckpointError
+from fakescope.models import EnsembleDetector, create_detector, load_model, save_checkpoint
+from fakescope.models.ensemble import ENSEMBLE_KIND
+from fakescope.predict import Predictor
+
+
+@pytest.fixture(scope="module")
+def kfold_dir(tmp_path_factory) -> Path:
+    """An ensemble.json as ``train --folds 2`` writes it, over two seeded random Meso-4 members."""
+    root = tmp_path_factory.mktemp("kfold")
+    members = []
+    for k in range(2):
+        torch.manual_seed(k)
+        (root / f"fold_{k}").mkdir()
+        save_checkpoint(create_detector("meso4"), root / f"fold_{k}" / "best.safetensors", threshold=0.4)
+        members.append(f"fold_{k}/best.safetensors")
+    desc = {"kind": ENSEMBLE_KIND, "members": members, "threshold": 0.45, "model": "meso4"}
+    (root / "ensemble.json").write_text(json.dumps(desc))
+    return root
+
+
+@pytest.fixture(scope="module")
+def face_jpg(tmp_path_factory, astronaut) -> Path:
+    path = tmp_path_factory.mktemp("img") / "astronaut.jpg"
+    Image.fromarray(astronaut).save(path, quality=92)
+    return path
+
+
+def _member_mean(members: list[torch.nn.Module], crop: np.ndarray) -> float:
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        return float(torch.stack([m.predict_proba(x) for m in members]).mean())
+
+
+def test_predict_scores_a_kfold_ensemble_as_the_mean_of_its_members(kfold_dir, face_jpg):
+    members = [load_model(kfold_dir / f"fold_{k}" / "best.safetensors")[0] for k in range(2)]
+    with Predictor(kfold_dir / "ensemble.json", detector="haar") as pred:
+        assert pred.threshold == pytest.approx(0.45)  # the ensemble's own threshold, not a member's
+        res = pred.analyze(face_jpg)
+        crops = pred.face_inputs(face_jpg)
+    assert res.verdict in ("fake", "real") and res.n_faces == len(crops) >= 1
+    for fs, crop in zip(res.frames, crops, strict=True):
+        assert fs.fake_prob == pytest.approx(_member_mean(members, crop.image), abs=1e-5)
+    # the run folder works as well as the descriptor
+    with Predictor(kfold_dir, detector="haar") as pred:
+        assert pred.analyze(face_jpg).fake_prob == pytest.approx(res.fake_prob, abs=1e-6)
+
+
+def test_export_and_onnx_predict_of_an_ensemble(kfold_dir, face_jpg, tmp_path):
+    from typer.testing import CliRunner
+
+    from fakescope.cli.main import app
+
+    out = tmp_path / "ens.onnx"
+    r = CliRunner().invoke(app, ["export", str(kfold_dir / "ensemble.json"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    with Predictor(kfold_dir / "ensemble.json", detector="haar") as torch_pred:
+        ref = torch_pred.analyze(face_jpg).fake_prob
+    with Predictor(out, detector="haar") as onnx_pred:
+        assert onnx_pred.runtime == "onnx"
+        assert onnx_pred.analyze(face_jpg).fake_prob == pytest.approx(ref, abs=1e-4)
+
+
+def test_serve_runs_an_ensemble(kfold_dir, face_jpg, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from fakescope.serve import Settings, create_app
+    from test_serve import upload, wait_job
+
+    settings = Settings(
+        model=str(kfold_dir / "ensemble.json"), data_dir=tmp_path / "data", face_detector="haar", explain=False
+    )
+    with TestClient(create_app(settings)) as client:
+        r = upload(client, face_jpg)
+        job = r.json() if r.status_code == 200 else wait_job(client, r.headers["location"])
+    with Predictor(kfold_dir / "ensemble.json", detector="haar") as pred:
+        ref = pred.analyze(face_jpg)
+    assert job["status"] == "done", job
+    assert job["result"]["fake_prob"] == pytest.approx(ref.fake_prob, abs=1e-6)
+
+
+def test_named_ensemble_is_the_mean_of_the_mesonet_files(shared_data, face_jpg):
+    wdir = shared_data / "weights" / "mesonet"
+    members = [
+        create_detector(n, weights_dir=wdir).eval()
+        for n in ("mesoinception4.mesonet_df", "mesoinception4.mesonet_f2f", "meso4.mesonet_df", "meso4.mesonet_f2f")
+    ]
+    with Predictor("mesonet_ensemble", weights_dir=wdir, detector="haar") as pred:
+        res = pred.analyze(face_jpg)
+        crop = pred.face_inputs(face_jpg)[0].image
+    assert res.model == "mesonet_ensemble"
+    assert res.frames[0].fake_prob == pytest.approx(_member_mean(members, crop), abs=1e-5)
+
+
+def test_members_with_different_crop_contracts_are_refused():
+    a = create_detector("meso4")
+    b = create_detector("meso4")
+    b.set_cfg(b.cfg.with_(crop_margin=0.0))
+    with pytest.raises(CheckpointError, match="crop contract"):
+        EnsembleDetector([a, b])
+
+
+def test_not_an_ensemble_descriptor(tmp_path):
+    bad = tmp_path / "ensemble.json"
+    bad.write_text(json.dumps({"kind": "something-else"}))
+    with pytest.raises(CheckpointError, match="not a fakescope ensemble"):
+        load_model(bad)
