@@ -400,7 +400,7 @@ class Predictor:
             _fail(result, exc.reason)
         except FakescopeError as exc:
             _fail(result, str(exc))
-        except (OSError, ValueError, RuntimeError, EOFError, IndexError, KeyError) as exc:
+        except Exception as exc:  # one bad file must never stop a batch: it becomes an error row
             _logger.debug("analysis of %s failed", path, exc_info=True)
             _fail(result, f"{type(exc).__name__}: {exc}")
         result.timings["total"] = time.perf_counter() - t_start

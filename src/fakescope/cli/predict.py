@@ -66,31 +66,27 @@ class ExportFormat(StrEnum):
 
 
 def expand_inputs(items: list[str]) -> list[tuple[Path, str | None]]:
-    """Expand files, folders and globs; return ``(path, error)`` pairs, ``error`` set for inputs that are missing.
+    """Expand files, folders and globs into ``(path, error)`` pairs: one per input named or found.
 
-    An explicit folder whose name has a media suffix (``clip.mp4/``) is kept as a file so that it becomes an
-    error row instead of silently expanding to nothing.
+    Missing paths, broken links and symlink loops, folders named like media files (``clip.mp4/``) and unreadable
+    folders come back with their reason, so each becomes an error row instead of vanishing.
     """
-    from fakescope.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_media
-    from fakescope.errors import MediaError
+    from fakescope.data.media import scan_media
 
-    out: dict[Path, str | None] = {}
-    for item in items:
-        p = Path(item)
-        if p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-            out.setdefault(p, None)
-            continue
-        try:
-            for f in iter_media([item]):
-                out.setdefault(f, None)
-        except MediaError as exc:
-            out.setdefault(p, exc.reason)
-    return list(out.items())
+    return scan_media(items)
+
+
+def display_path(path: str | Path) -> str:
+    """A file name that can always be printed and written as UTF-8 (undecodable bytes shown as ``\\xNN``)."""
+    import os
+
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def _csv_row(r: FileResult) -> dict[str, Any]:
     d = r.to_dict()
     d["n_tracks"] = len(r.tracks)
+    d["path"] = display_path(r.path)
     return {k: ("" if d.get(k) is None else d.get(k)) for k in _CSV_COLUMNS}
 
 
@@ -132,7 +128,7 @@ def _table(results: list[FileResult]) -> Any:
         if r.adv_suspicion is not None:
             note = f"adv {r.adv_suspicion:.3g}{' FLAGGED' if r.adv_flag else ''}"
         table.add_row(
-            r.path,
+            display_path(r.path),
             r.kind or "-",
             f"[{colour[r.verdict]}]{r.verdict}[/]",
             "-" if r.fake_prob is None else f"{r.fake_prob:.3f}",
@@ -235,7 +231,7 @@ def register(app: typer.Typer) -> None:
         ):
             task = progress.add_task("analysing", total=len(inputs))
             for path, missing in inputs:
-                progress.update(task, description=f"analysing {path.name}")
+                progress.update(task, description=f"analysing {display_path(path.name)}")
                 if missing is not None:
                     res = FileResult(
                         path=str(path),

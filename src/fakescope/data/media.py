@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import glob
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "probe_video",
     "read_image",
     "sample_frames",
+    "scan_media",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -48,6 +50,16 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
 )
+
+#: Images and video frames are decoded to at most this many pixels on their longer side, so the memory one file
+#: takes does not grow with its resolution (a 1080p frame is below it; faces stay far above a detector's input).
+MAX_WORKING_SIDE = 2048
+#: Images that declare more pixels than this are refused before any decoding (JPEGs up to it decode reduced).
+MAX_IMAGE_PIXELS = 256_000_000
+#: Images decoded at full size (every format but JPEG) may have at most this many pixels (~150 MB as RGB).
+MAX_DECODE_PIXELS = 50_000_000
+#: Video frames of more than this many pixels are refused (8K UHD, 33 megapixels, is accepted).
+MAX_FRAME_PIXELS = 70_000_000
 
 _IMAGE_MAGIC: tuple[tuple[int, bytes], ...] = (
     (0, b"\xff\xd8\xff"),  # JPEG
@@ -170,37 +182,78 @@ def media_kind(path: str | Path) -> Literal["image", "video"]:
     raise MediaError(path, "not an image or video (unrecognised content)")
 
 
-def iter_media(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Expand files, folders (recursively) and glob patterns into a sorted list of media files.
+def _walk(folder: Path, known: frozenset[str], out: dict[Path, str | None]) -> None:
+    """Media files below ``folder`` (symlinks not followed into folders); unreadable parts become error rows."""
+
+    def onerror(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        out.setdefault(where, f"cannot read folder ({exc.strerror or exc})")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=False):
+        base = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in dirnames:
+            if Path(d).suffix.lower() in known:  # a folder named like a media file: report it, do not hide it
+                out.setdefault(base / d, "is a directory, not a media file")
+        for name in sorted(filenames):
+            f = base / name
+            if name.startswith(".") or f.suffix.lower() not in known:
+                continue
+            if f.is_symlink() and not f.exists():
+                out.setdefault(f, "broken symbolic link or symlink loop")
+            else:
+                out.setdefault(f, None)
+        # symlinked folders (os.walk lists them in dirnames but does not enter them) are skipped on purpose
+
+
+def scan_media(paths: str | Path | Iterable[str | Path]) -> list[tuple[Path, str | None]]:
+    """Expand files, folders (recursively) and glob patterns into ``(path, error)`` pairs, one per input found.
 
     Files named explicitly are kept whatever their suffix (their content decides later); inside folders and globs
-    only files with an image or video suffix are kept. Hidden files and folders are skipped.
-
-    Raises:
-        MediaError: an explicit path that does not exist and matches no glob.
+    only files with an image or video suffix are kept, and hidden files and folders are skipped. Nothing found
+    is dropped silently: a missing path, a broken link or symlink loop, a folder named like a media file and an
+    unreadable folder each come back with the reason in ``error`` (None for a file to analyse).
     """
     if isinstance(paths, str | Path):
         paths = [paths]
     known = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    out: dict[Path, None] = {}
+    out: dict[Path, str | None] = {}
     for item in paths:
         p = Path(item)
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p).parts
-                if f.is_file() and f.suffix.lower() in known and not any(s.startswith(".") for s in rel):
-                    out[f] = None
+        if p.is_symlink() and not p.exists():
+            out.setdefault(p, "broken symbolic link or symlink loop")
+        elif p.is_dir():
+            if p.suffix.lower() in known:
+                out.setdefault(p, "is a directory, not a media file")
+            else:
+                found: dict[Path, str | None] = {}
+                _walk(p, known, found)
+                for f in sorted(found):  # one sorted listing per folder, as a recursive glob gives
+                    out.setdefault(f, found[f])
         elif p.exists():
-            out[p] = None
+            out.setdefault(p, None)
         else:
             matches = sorted(glob.glob(str(item), recursive=True))
             if not matches:
-                raise MediaError(p, "file not found")
+                out.setdefault(p, "file not found")
             for m in matches:
                 mp = Path(m)
-                if mp.is_file() and mp.suffix.lower() in known:
-                    out[mp] = None
-    return list(out)
+                if mp.suffix.lower() in known and (mp.is_file() or mp.is_dir() or mp.is_symlink()):
+                    out.setdefault(mp, None if mp.is_file() else "not a regular media file")
+    return list(out.items())
+
+
+def iter_media(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The files of :func:`scan_media` that can be analysed (inputs with an error are left out).
+
+    Raises:
+        MediaError: an explicit path that does not exist and matches no glob.
+    """
+    found = scan_media(paths)
+    for p, err in found:
+        if err == "file not found":
+            raise MediaError(p, err)
+    return [p for p, err in found if err is None]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -235,15 +288,26 @@ def _to_rgb8(img) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as ``H,W,3`` uint8 RGB, upright.
+def _pixel_limit(path: Path, width: int, height: int, limit: int, what: str) -> None:
+    if width * height > limit:
+        raise MediaError(
+            path,
+            f"{what} is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
+            f"{limit / 1e6:.0f} megapixels",
+        )
+
+
+def read_image(path: str | Path, max_side: int | None = MAX_WORKING_SIDE) -> np.ndarray:
+    """Read an image as ``H,W,3`` uint8 RGB, upright, at most ``max_side`` pixels on its longer side.
 
     EXIF orientation is applied. Grayscale and palette images are expanded to RGB, 16-bit images are scaled to
     8 bits (value / 257), and an alpha channel is composited onto black (transparent pixels become black, like
-    the padding of face crops).
+    the padding of face crops). Memory stays bounded whatever the declared size: a JPEG larger than ``max_side``
+    is decoded at a reduced scale (libjpeg's DCT scaling), other formats are decoded in full only up to
+    :data:`MAX_DECODE_PIXELS`, and nothing above :data:`MAX_IMAGE_PIXELS` is decoded at all.
 
     Raises:
-        MediaError: missing, a directory, empty, truncated or not an image.
+        MediaError: missing, a directory, empty, truncated, too large, a decompression bomb or not an image.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -251,9 +315,23 @@ def read_image(path: str | Path) -> np.ndarray:
     _check_file(path)
     try:
         with Image.open(path) as img:
+            w, h = img.size
+            _pixel_limit(path, w, h, MAX_IMAGE_PIXELS, "image")
+            if max_side and max(w, h) > max_side and img.format == "JPEG":
+                scale = max_side / max(w, h)
+                img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+            _pixel_limit(path, *img.size, MAX_DECODE_PIXELS, f"{img.format or 'this'} image")
             img.load()
             img = ImageOps.exif_transpose(img)
-            return _to_rgb8(img)
+            arr = _to_rgb8(img)
+        if max_side and max(arr.shape[:2]) > max_side:
+            import cv2
+
+            tw, th = _fit_size(arr.shape[1], arr.shape[0], max_side)
+            arr = cv2.resize(arr, (tw, th), interpolation=cv2.INTER_AREA)
+        return arr
+    except Image.DecompressionBombError as exc:
+        raise MediaError(path, f"refused as a decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise MediaError(path, "not an image (unrecognised content)") from exc
     except (OSError, ValueError, SyntaxError) as exc:
@@ -457,7 +535,7 @@ def sample_frames(
     num_frames: int | None = 32,
     every: int | None = None,
     per_second: float | None = None,
-    max_side: int | None = None,
+    max_side: int | None = MAX_WORKING_SIDE,
     threads: int | None = None,
 ) -> list[Frame]:
     """Decode selected frames of a video as upright RGB images.
@@ -472,7 +550,9 @@ def sample_frames(
         num_frames: number of evenly spaced frames (default 32); ignored when ``every`` or ``per_second`` is set.
         every: keep every k-th frame.
         per_second: keep this many frames per second of video time.
-        max_side: downscale (keeping the aspect ratio) during decoding so the longer side is at most this.
+        max_side: downscale (keeping the aspect ratio) during decoding so the longer side is at most this
+            (default :data:`MAX_WORKING_SIDE`, so memory per frame does not grow with the video's resolution;
+            None: full resolution). Frames of more than :data:`MAX_FRAME_PIXELS` are refused.
         threads: decoder threads (None or 0: FFmpeg's choice, one per core). Parallel workers set 1 so that they
             do not compete for the same cores; the frames are the same either way.
 
@@ -495,13 +575,7 @@ def sample_frames(
     with open(path, "rb") as f:
         head = f.read(32)
     if _looks_like_image(head):
-        image = read_image(path)
-        if max_side and max(image.shape[:2]) > max_side:
-            import cv2
-
-            w, h = _fit_size(image.shape[1], image.shape[0], max_side)
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        return [Frame(index=0, timestamp=0.0, image=image)]
+        return [Frame(index=0, timestamp=0.0, image=read_image(path, max_side=max_side))]
 
     container = _open(path)
     try:
@@ -524,6 +598,7 @@ def sample_frames(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         cc = stream.codec_context
+        _pixel_limit(path, cc.width, cc.height, MAX_FRAME_PIXELS, "each video frame")
         if threads:
             cc.thread_count = int(threads)
         out_w, out_h = _fit_size(cc.width, cc.height, max_side)

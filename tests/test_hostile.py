@@ -1,0 +1,130 @@
+"""Hostile and odd inputs: real files made here (Pillow, PyAV), a batch that always finishes, bounded decoding."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fakescope.data.media import MAX_WORKING_SIDE, read_image, sample_frames, scan_media
+from fakescope.errors import MediaError
+from fakescope.models import create_detector, save_checkpoint
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def bomb_png(path: Path, side: int = 60000) -> Path:
+    """A few hundred bytes of PNG that declare ``side`` x ``side`` RGB pixels."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (1 + 3 * side) * 4, 9)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    )
+    return path
+
+
+def video(path: Path, width: int, height: int, n: int = 3) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for i in range(n):
+            frame = np.full((height, width, 3), 40 * i + 30, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def random_meso(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(create_detector("meso4"), tmp_path_factory.mktemp("m") / "meso4.safetensors")
+
+
+def test_decompression_bomb_is_a_media_error(tmp_path):
+    path = bomb_png(tmp_path / "bomb.png")
+    assert path.stat().st_size < 2000
+    with pytest.raises(MediaError, match=r"decompression bomb|megapixels"):
+        read_image(path)
+
+
+def test_huge_jpeg_decodes_to_the_working_size(tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (12000, 12000), (90, 120, 150)).save(path, quality=70)
+    img = read_image(path)
+    assert max(img.shape[:2]) <= MAX_WORKING_SIDE and img.shape[2] == 3
+    assert abs(int(img[..., 0].mean()) - 90) <= 3
+
+
+def test_8k_video_frames_come_at_the_working_size(tmp_path):
+    path = video(tmp_path / "8k.mp4", 7680, 4320, n=2)
+    frames = sample_frames(path, num_frames=2)
+    assert frames and all(max(f.image.shape[:2]) <= MAX_WORKING_SIDE for f in frames)
+    assert frames[0].image.shape[:2] == (1152, 2048)  # aspect ratio kept
+    small = video(tmp_path / "small.mp4", 320, 240, n=2)
+    assert sample_frames(small, num_frames=2)[0].image.shape == (240, 320, 3)  # below it: untouched
+
+
+def test_scan_reports_every_input(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    Image.new("RGB", (64, 64)).save(root / "ok.png")
+    (root / "x.mp4").mkdir()  # a folder named like a video
+    os.symlink(root / "loop.jpg", root / "loop.jpg")  # a symlink loop
+    os.symlink(tmp_path / "gone.png", root / "dangling.png")
+    named_loop = tmp_path / "self.mp4"
+    os.symlink(named_loop, named_loop)
+    found = dict(scan_media([root, named_loop, tmp_path / "missing.jpg"]))
+    assert found[root / "ok.png"] is None
+    assert "directory" in found[root / "x.mp4"]
+    assert "symlink loop" in found[root / "loop.jpg"]
+    assert "broken" in found[root / "dangling.png"]
+    assert "symlink loop" in found[named_loop]
+    assert found[tmp_path / "missing.jpg"] == "file not found"
+
+
+def test_predict_batch_with_every_kind_of_bad_input(tmp_path, random_meso, astronaut):
+    from typer.testing import CliRunner
+
+    from fakescope.cli.main import app
+
+    root = tmp_path / "in"
+    root.mkdir()
+    Image.fromarray(astronaut).save(root / "good.jpg", quality=90)
+    bomb_png(root / "bomb.png")
+    (root / "notes.jpg").write_text("plain text, named like a picture\n")
+    (root / "sub.mp4").mkdir()
+    os.symlink(root / "loop.png", root / "loop.png")
+    weird = os.fsdecode(b"caf\xe9.jpg")  # not valid UTF-8
+    Image.fromarray(astronaut).save(root / weird, quality=90)
+    csv_path = tmp_path / "out.csv"
+    res = CliRunner().invoke(
+        app,
+        ["predict", str(root), "--model", str(random_meso), "--detector", "haar", "--json", "--csv", str(csv_path)],
+        env={"COLUMNS": "200"},
+    )
+    assert res.exit_code == 1, res.output  # some files failed, the rest finished
+    rows = {Path(r["path"]).name: r for r in json.loads(res.stdout)}
+    assert len(rows) == 6
+    assert rows["good.jpg"]["verdict"] in ("fake", "real")
+    assert rows[weird]["verdict"] in ("fake", "real")
+    for name in ("bomb.png", "notes.jpg", "sub.mp4", "loop.png"):
+        assert rows[name]["verdict"] == "error" and rows[name]["error"], rows[name]
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 6
+    assert any(r["path"].endswith("caf\\xe9.jpg") for r in table)
