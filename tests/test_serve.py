@@ -459,3 +459,26 @@ def test_default_pretrained_model(client_factory, shared_data: Path, media: dict
     assert r.status_code == 200
     assert r.json()["result"]["model"] == "mesoinception4.mesonet_df"
     assert r.json()["result"]["verdict"] in ("fake", "real")
+
+
+def test_second_service_on_a_busy_data_folder_touches_nothing(tmp_path: Path, checkpoint: Path) -> None:
+    from fakescope.serve.service import DataDirBusy, Service
+
+    data = tmp_path / "data"
+    first = Service(settings_for(data, checkpoint))
+    first.start()
+    try:
+        job = Job(id=new_job_id(), kind="video", filename="clip.mp4", status="running", created_at=time.time())
+        first.store.add(job)
+        marker = first.tmp_dir / "upload-in-progress"
+        marker.write_bytes(b"partial")
+        second = Service(settings_for(data, checkpoint))
+        with pytest.raises(DataDirBusy, match="another fakescope serve"):
+            second.start()
+        assert marker.is_file()  # the first server's temporary upload survives
+        assert first.store.get(job.id).status == "running"  # and its running job is not re-queued
+    finally:
+        first.stop()
+    third = Service(settings_for(data, checkpoint))  # once the first is gone the folder is free again
+    third.start()
+    third.stop()

@@ -75,6 +75,15 @@ def serve(
         for err in exc.errors():
             console.print(f"[bold red]error:[/] {'.'.join(map(str, err['loc']))}: {err['msg']}", highlight=False)
         raise typer.Exit(2) from None
+    from fakescope.serve.service import DataDirBusy, DataDirLock
+
+    probe = DataDirLock(settings.data_dir)
+    try:
+        probe.acquire()
+    except DataDirBusy as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    probe.release()
     console.print(
         f"fakescope serve: http://{host}:{port}/ (API docs at /docs), data in {settings.data_dir.resolve()}",
         highlight=False,

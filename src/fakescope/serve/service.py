@@ -2,6 +2,7 @@
 
 Layout of ``settings.data_dir``::
 
+    serve.lock          held (flock) by the one service using the folder; a second one is refused
     jobs.sqlite3        job database (SQLite, WAL)
     tmp/                uploads while they are received and checked (always emptied)
     uploads/            accepted videos waiting for (or in) their job; deleted when the job finishes
@@ -18,11 +19,60 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fakescope.errors import FakescopeError
 from fakescope.serve.settings import Settings
 from fakescope.serve.store import Job, JobStore, SqliteJobStore
 from fakescope.serve.worker import JobWorker, PredictorPool, run_analysis
 
 _logger = logging.getLogger(__name__)
+
+LOCK_NAME = "serve.lock"
+
+
+class DataDirBusy(FakescopeError):
+    """Another service holds the data folder (its jobs and temporary files are left alone)."""
+
+
+class DataDirLock:
+    """An exclusive ``flock`` on ``data_dir/serve.lock`` for the lifetime of a service.
+
+    The kernel drops the lock when the process exits, even after ``kill -9``, so a crashed server never blocks the
+    next one, while a live one is never displaced: the second server is refused before it touches anything.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / LOCK_NAME
+        self._fh: Any = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`DataDirBusy` naming the folder and the holder's pid."""
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 - held open for the service's lifetime
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise DataDirBusy(
+                f"{self.path.parent}: another fakescope serve (pid {holder}) is using this data folder; stop it "
+                "or give this one its own --data-dir"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        """Drop the lock."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
 
 PredictorFactory = Callable[[Settings], Any]
 
@@ -80,6 +130,7 @@ class Service:
         self.pool: PredictorPool | None = None
         self.worker: JobWorker | None = None
         self.started_at: float | None = None
+        self._lock = DataDirLock(self.data_dir)
 
     @property
     def store(self) -> JobStore:
@@ -89,7 +140,12 @@ class Service:
         return self._store
 
     def start(self) -> None:
-        """Create folders, recover interrupted jobs, load the predictors, start the worker."""
+        """Lock the data folder, create folders, recover interrupted jobs, load the predictors, start the worker.
+
+        Raises:
+            DataDirBusy: another service holds ``data_dir`` (nothing in it was touched).
+        """
+        self._lock.acquire()
         for d in (self.tmp_dir, self.uploads_dir, self.evidence_dir):
             d.mkdir(parents=True, exist_ok=True)
         if self._store is None:
@@ -128,6 +184,7 @@ class Service:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._lock.release()
 
     # -- job helpers ----------------------------------------------------------------------------------------------
     def enqueue(self, job: Job, upload: Path) -> Job:
