@@ -8,7 +8,9 @@ Per detector, in one run:
   detector's own threshold, and how many files gave no face;
 - **CIPLAB faces test**: a group-disjoint test split of ``../shared/data/faces`` (seed 0, 70/15/15): AUC;
 - **dev media**: the 4 labelled dev videos and 26 dev crops: verdict per file, and how many are right;
-- **speed**: model crops per second at batch 32 (inference only, after the crops are cut).
+- **speed**: model crops per second at batch 32 (inference only, after the crops are cut), and on the 1080p dev
+  video the end-to-end ``analyze`` time next to a decode-only pass measured alternately in the same run (PyAV, every
+  frame decoded, 32 of them converted to RGB): their ratio is the cost of the detector over decoding.
 
 The baseline is the previous default, ``mesoinception4.mesonet_df``, measured in the same run. Prints a table and
 writes JSON (``--out``).
@@ -94,6 +96,35 @@ def crops_per_second(pred: Predictor, n: int = 64) -> float:
     return n / (time.perf_counter() - t)
 
 
+def decode_only(path: Path, num_frames: int = 32) -> float:
+    """Seconds to decode every frame of a video with PyAV and convert ``num_frames`` evenly spaced ones to RGB."""
+    import av
+
+    t = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        n = stream.frames or 0
+        keep = set(np.linspace(0, max(n - 1, 0), num_frames).round().astype(int).tolist()) if n else set()
+        for i, frame in enumerate(container.decode(stream)):
+            if not keep or i in keep:
+                frame.to_ndarray(format="rgb24")
+    return time.perf_counter() - t
+
+
+def video_speed(pred: Predictor, video: Path, repeats: int = 3) -> dict[str, float]:
+    """Median end-to-end and decode-only seconds on one video, measured alternately."""
+    pred.analyze(video)  # warm-up (model, detector, caches)
+    e2e, dec = [], []
+    for _ in range(repeats):
+        dec.append(decode_only(video))
+        t = time.perf_counter()
+        pred.analyze(video)
+        e2e.append(time.perf_counter() - t)
+    d, e = float(np.median(dec)), float(np.median(e2e))
+    return {"video": video.name, "decode_only_s": d, "end_to_end_s": e, "ratio": e / d}
+
+
 def run_detector(name: str, args: argparse.Namespace, sets: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Every measurement of one detector."""
     t0 = time.perf_counter()
@@ -131,6 +162,8 @@ def run_detector(name: str, args: argparse.Namespace, sets: dict[str, pd.DataFra
             "files": files,
         }
         row["crops_per_s"] = crops_per_second(pred)
+        if args.speed_video is not None:
+            row["video_speed"] = video_speed(pred, args.speed_video)
     row["seconds"] = time.perf_counter() - t0
     return row
 
@@ -160,6 +193,12 @@ def main() -> None:
     ap.add_argument("--ciplab-limit", type=int, default=None, help="score at most this many CIPLAB test files")
     ap.add_argument("--weights-dir", type=Path, default=None, help="offline folder of named pretrained weights")
     ap.add_argument("--frames", type=int, default=32, help="frames sampled per dev video")
+    ap.add_argument(
+        "--speed-video",
+        type=Path,
+        default=SHARED / "dev" / "videos" / "fake" / "dfdc_abqwwspghj.mp4",
+        help="1080p video for the end-to-end vs decode-only timing (none: skip)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality.json")
     args = ap.parse_args()
 

@@ -61,6 +61,8 @@ def tilted_media(tmp_path_factory, astronaut) -> Path:
         frames.append(canvas)
     _write_video(root / "real" / "clip.mp4", frames)
     cv2.imwrite(str(root / "fake" / "photo.png"), cv2.cvtColor(tilted, cv2.COLOR_RGB2BGR))
+    # a face-crop picture (the face fills it, as in face datasets): 150 x 130 around the tilted face
+    cv2.imwrite(str(root / "fake" / "crop.jpg"), cv2.cvtColor(tilted[40:190, 160:290], cv2.COLOR_RGB2BGR))
     return root
 
 
@@ -86,7 +88,9 @@ def test_alignment_levels_a_tilted_face(blazeface_detector, astronaut):
     assert abs(eye_angle(again.landmarks)) < 5
 
 
-def test_train_and_predict_crops_are_identical(tilted_media, tmp_path, mediapipe_dir, blazeface_detector):
+@pytest.mark.parametrize("pictures", ["whole", "cut"])
+def test_train_and_predict_crops_are_identical(tilted_media, tmp_path, mediapipe_dir, blazeface_detector, pictures):
+    """Video frames, a photo and a face-crop picture: prepare's crops are exactly what predict scores."""
     out = tmp_path / "prep"
     prepare_dataset(
         "folder",
@@ -95,18 +99,26 @@ def test_train_and_predict_crops_are_identical(tilted_media, tmp_path, mediapipe
         size=96,
         margin=0.2,
         align=True,
+        pictures=pictures,
         num_frames=4,
         weights_dir=mediapipe_dir,
         split_ratios=(1.0, 0.0, 0.0),
     )
     df = read_manifest(out)
+    assert set(df["media_path"].map(lambda p: Path(p).name)) == {"clip.mp4", "photo.png", "crop.jpg"}
     contract = manifest_contract(out)
-    assert contract == {"crop_size": 96, "crop_margin": 0.2, "crop_align": True, "interpolation": "area"}
+    assert contract == {
+        "crop_size": 96,
+        "crop_margin": 0.2,
+        "crop_align": True,
+        "interpolation": "area",
+        "crop_pictures": pictures,
+    }
     model = create_detector("meso4")
     model.set_cfg(model.cfg.with_(**contract, input_size=64))
     ckpt = save_checkpoint(model, tmp_path / "m.safetensors")
     loaded, _ = load_checkpoint(ckpt)
-    assert loaded.cfg.crop_size == 96 and loaded.cfg.crop_align
+    assert loaded.cfg.crop_size == 96 and loaded.cfg.crop_align and loaded.cfg.crop_pictures == pictures
     ds = FaceDataset(df, out, 64, interpolation="area")
     with Predictor(ckpt, detector=blazeface_detector, num_frames=4) as pred:
         for media in sorted(set(df["media_path"])):

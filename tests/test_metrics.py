@@ -135,3 +135,44 @@ def test_confident_mean_rule() -> None:
     assert confident_mean(mixed) == pytest.approx(mixed.mean())
     df = aggregate_scores(["x"] * 32, many_fakes, "confident_mean")
     assert isinstance(df, pd.DataFrame) and df["fake_prob"].item() == pytest.approx(0.95)
+
+
+def _winner_confident_strategy(pred, t=0.8):
+    """The DFDC winner's rule, transcribed from its published behaviour (Seferbekov 2020, ``confident_strategy``)."""
+    pred = np.array(pred)
+    sz = len(pred)
+    fakes = np.count_nonzero(pred > t)
+    if fakes > sz // 2.5 and fakes > 11:
+        return np.mean(pred[pred > t])
+    if np.count_nonzero(pred < 0.2) > 0.9 * sz:
+        return np.mean(pred[pred < 0.2])
+    return np.mean(pred)
+
+
+def test_confident_mean_is_the_winners_rule_on_every_track_length() -> None:
+    rng = np.random.default_rng(0)
+    for n in range(1, 65):
+        for _ in range(20):
+            p = np.where(rng.random(n) < rng.random(), rng.uniform(0.8, 1.0, n), rng.uniform(0.0, 0.5, n))
+            assert confident_mean(p) == pytest.approx(_winner_confident_strategy(p)), n
+    # pinned: 20 faces with 9 confident fakes is a plain mean (9 > 20 // 2.5 but not > 11); 8 faces likewise
+    twenty = np.r_[np.full(9, 0.95), np.full(11, 0.3)]
+    assert confident_mean(twenty) == pytest.approx(0.5925)
+    eight = np.r_[np.full(6, 0.95), np.full(2, 0.3)]
+    assert confident_mean(eight) == pytest.approx(eight.mean())
+
+
+def test_short_spurious_tracks_do_not_decide_the_video() -> None:
+    """evaluate ignores a track with fewer than half the faces of the longest, as predict does."""
+    from fakescope.eval.aggregate import main_tracks
+    from fakescope.predict import FrameScore, aggregate_tracks
+
+    vids = ["v"] * 12
+    tracks = [0] * 10 + [1] * 2
+    probs = [0.1] * 10 + [0.99] * 2
+    df = aggregate_scores(vids, probs, "mean", track_ids=tracks)
+    assert df["fake_prob"].iloc[0] == pytest.approx(0.1)
+    frames = [FrameScore(i, 0.0, t, (0, 0, 1, 1), p) for i, (t, p) in enumerate(zip(tracks, probs, strict=True))]
+    _, file_prob = aggregate_tracks(frames, "mean")
+    assert file_prob == pytest.approx(df["fake_prob"].iloc[0])
+    assert main_tracks([10, 5, 4]).tolist() == [True, True, False]

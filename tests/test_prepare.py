@@ -54,7 +54,7 @@ def test_prepare_every_kind(kind, tmp_path, weights_dir):
     root = BUILDERS[kind](tmp_path / "data")
     opts = {"adapter_options": {"group_col": "group_id", "identity_col": "person"}} if kind == "csv" else {}
     result = _prepare(kind, root, tmp_path / "out", weights_dir, **opts)
-    n_media = {"celebdf": 5, "dfdc": 3, "dfdc-faces": 3, "ffpp": 5, "folder": 4, "csv": 4}[kind]
+    n_media = {"celebdf": 5, "dfdc": 3, "dfdc-faces": 3, "deepfake-faces": 4, "ffpp": 5, "folder": 4, "csv": 4}[kind]
     df = _check_output(result, n_media)
     assert (df["dataset"] == kind).all()
     videos = df.drop_duplicates("video_id").set_index("video_id")
@@ -73,6 +73,9 @@ def test_prepare_every_kind(kind, tmp_path, weights_dir):
         assert len(df) == 3
         assert (df["det_score"] == 1.0).all()
         assert (df["box_x2"] == 160).all()
+    if kind == "deepfake-faces":  # a fake and its original share a split
+        assert videos.loc["bbbbbbbbbb", "split"] == videos.loc["aaaaaaaaaa", "split"]
+        assert videos.loc["dddddddddd", "source_id"] == "cccccccccc"
     if kind == "ffpp":
         assert set(df.loc[df["label"] == 1, "manipulation"]) == {"Deepfakes"}
         assert set(df["compression"]) == {"c23"}

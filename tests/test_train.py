@@ -252,3 +252,53 @@ def test_robustness_summary_shows_the_attack_hurts(demo_run, demo_manifest: Path
     assert report["n_images"] == 32
     assert report["clean"]["balanced_accuracy"] > 0.8  # the demo model is good on clean crops...
     assert report["attacked"]["balanced_accuracy"] < report["clean"]["balanced_accuracy"] - 0.3  # ...not under PGD
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+
+
+def test_warmup_cosine_steps_the_rate_every_step(small_manifest: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        **{**FAST, "epochs": 2, "max_steps_per_epoch": 3},
+        scheduler="warmup_cosine",
+        warmup_steps=2,
+        lr=1e-3,
+        min_lr=1e-5,
+    )
+    fit(cfg, small_manifest, tmp_path / "run")
+    lrs = pd.read_csv(tmp_path / "run" / "steps.csv")["lr"].to_numpy()
+    assert len(lrs) == 6
+    assert lrs[0] < lrs[1] < lrs[2] == pytest.approx(1e-3)  # linear warm-up, then the peak
+    assert np.all(np.diff(lrs[2:]) < 0) and lrs[-1] < 3e-4  # cosine decay, step by step
+
+
+def test_checkpoint_records_the_crop_contract_of_its_data(
+    demo_manifest: Path, small_manifest: Path, tmp_path: Path
+) -> None:
+    """The manifest's prepare options (crop size, margin, alignment) and input_size land in the checkpoint."""
+    import shutil
+
+    import yaml
+
+    shutil.copy(Path(demo_manifest).parent / "config.yaml", small_manifest.parent / "config.yaml")
+    try:
+        prep = yaml.safe_load((small_manifest.parent / "config.yaml").read_text())
+        res = fit(TrainConfig(**FAST, input_size=128), small_manifest, tmp_path / "run")
+    finally:
+        (small_manifest.parent / "config.yaml").unlink()
+    model, _ = load_checkpoint(res.best_checkpoint)
+    assert model.cfg.input_size == 128
+    assert model.cfg.crop_size == prep["size"] and model.cfg.crop_margin == prep["margin"]
+    assert model.cfg.crop_align == prep["align"]
+
+
+def test_real_only_trains_on_self_blended_fakes(small_manifest: Path, tmp_path: Path) -> None:
+    from fakescope.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="self_blend"):
+        TrainConfig(**{**FAST, "real_only": True, "balance": "none"})
+    cfg = TrainConfig(**{**FAST, "augment": {"self_blend": 0.5, "flip": 0.0}, "real_only": True, "balance": "none"})
+    res = fit(cfg, small_manifest, tmp_path / "run")
+    assert res.best_checkpoint.is_file()
+    meta = read_checkpoint_metadata(res.best_checkpoint)
+    assert meta["train"]["class_balance"]["counts"] == {"real": 12, "fake": 0}

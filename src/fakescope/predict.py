@@ -144,16 +144,20 @@ def aggregate_probs(probs: Sequence[float] | np.ndarray, method: str = "mean") -
 def aggregate_tracks(frames: list[FrameScore], method: str) -> tuple[list[TrackScore], float]:
     """Per-track scores and the file score (the highest among the main tracks).
 
-    A track is *main* when it has at least half as many faces as the longest track; shorter tracks are kept in
+    A track is *main* when it has at least half as many faces as the longest track
+    (:func:`fakescope.eval.aggregate.main_tracks`, the rule ``evaluate`` applies too); shorter tracks are kept in
     the output (``used=False``) but do not decide the verdict.
     """
+    from fakescope.eval.aggregate import main_tracks
+
     by_track: dict[int, list[float]] = {}
     for fs in frames:
         by_track.setdefault(fs.track_id, []).append(fs.fake_prob)
-    longest = max(len(v) for v in by_track.values())
+    items = sorted(by_track.items())
+    used = main_tracks([len(v) for _, v in items])
     tracks = [
-        TrackScore(tid, aggregate_probs(v, method), len(v), used=len(v) >= 0.5 * longest)
-        for tid, v in sorted(by_track.items())
+        TrackScore(tid, aggregate_probs(v, method), len(v), used=bool(u))
+        for (tid, v), u in zip(items, used, strict=True)
     ]
     return tracks, max(t.fake_prob for t in tracks if t.used)
 
@@ -508,7 +512,7 @@ class Predictor:
 
     def _faces(self, frames: list[Any], kind: str) -> list[Any]:
         """Face crops at the model's input size, cut as the detector's crop contract says."""
-        from fakescope.data.contract import crop_whole, face_in_crop
+        from fakescope.data.contract import crop_picture, face_in_crop
         from fakescope.data.faces import FaceCrop, extract_faces
 
         c = self.contract
@@ -516,7 +520,7 @@ class Predictor:
             whole = face_in_crop(frames[0].image, self.face_detector)
             if whole is not None:
                 _logger.info("image is a face crop: scoring it whole")
-                crop = c.model_input(crop_whole(frames[0].image, whole, c))
+                crop = c.model_input(crop_picture(frames[0].image, whole, c))
                 return [FaceCrop(0, 0.0, 0, tuple(whole.box), whole.score, crop, whole.landmarks)]
         crops = extract_faces(
             frames,

@@ -51,6 +51,9 @@ def prepare(
     align: bool = typer.Option(
         True, "--align/--no-align", help="Level the eyes of each face before cropping (BlazeFace keypoints)."
     ),
+    pictures: str = typer.Option(
+        "whole", "--pictures", help="Face-crop pictures become crops 'whole' (resized) or 'cut' (face cut with margin)."
+    ),
     cropped: bool | None = typer.Option(
         None, "--cropped/--no-cropped", help="Inputs are face crops / always detect (default: decide per image)."
     ),
@@ -123,6 +126,7 @@ def prepare(
                 ray_address=address,
                 threads_per_worker=threads_per_worker,
                 align=align,
+                pictures=pictures,
                 cropped=cropped,
                 seed=seed,
                 split_ratios=_parse_ratios(ratios),

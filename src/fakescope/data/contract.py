@@ -7,14 +7,16 @@ made; :class:`CropContract` is that part of it:
 - ``size``: side of the model input; the crop is resized to it with :func:`resize_square` (a no-op when equal);
 - ``margin``: the square's side is ``max(w, h) * (1 + margin)`` of the face box, centred on the box;
 - ``align``: rotate about the box centre so the eye line is horizontal (needs the detector's eye keypoints);
-- ``interpolation``: ``area`` (area averaging when shrinking, bilinear when enlarging), ``bilinear``, ``bicubic``.
+- ``interpolation``: ``area`` (area averaging when shrinking, bilinear when enlarging), ``bilinear``, ``bicubic``;
+- ``pictures``: how a picture that is a face crop already becomes the crop: ``whole`` (the picture resized to a
+  square, the MesoNet convention) or ``cut`` (its face cut like any other face, black beyond the picture).
 
 Training crops go frame -> :func:`cut_face` (``crop_size``) -> PNG -> :func:`resize_square` (``size``); prediction
 runs the same two functions on the same face, so the model sees identical pixels (PNG is lossless).
 
 Pictures that are face crops already (face datasets): :func:`face_in_crop` decides, with one rule for ``prepare``
-and ``predict``, whether a picture is a face crop, and :func:`crop_whole` turns it into the crop (the whole picture,
-levelled about its face when ``align``).
+and ``predict``, whether a picture is a face crop (and finds its face even where it touches the borders), and
+:func:`crop_picture` turns it into the crop as ``pictures`` says.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from fakescope.data.faces import Face
 
 INTERPOLATIONS = ("area", "bilinear", "bicubic")
+PICTURE_MODES = ("whole", "cut")
 
 #: A picture is looked at as a possible face crop only when its longer side is at most this many pixels.
 FACE_CROP_MAX_SIDE = 400
@@ -48,6 +51,7 @@ class CropContract:
         margin: context around the face box (0.3 = the square is 30 % larger than the box).
         align: level the eyes before cropping.
         interpolation: ``area``, ``bilinear`` or ``bicubic``.
+        pictures: ``whole`` or ``cut`` (face-crop pictures; see the module docstring).
     """
 
     size: int
@@ -55,6 +59,7 @@ class CropContract:
     margin: float = 0.3
     align: bool = False
     interpolation: str = "area"
+    pictures: str = "whole"
 
     def __post_init__(self) -> None:
         if self.size < 1 or (self.crop_size is not None and self.crop_size < 1):
@@ -63,6 +68,8 @@ class CropContract:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"unknown interpolation {self.interpolation!r}; choose one of {list(INTERPOLATIONS)}")
+        if self.pictures not in PICTURE_MODES:
+            raise ValueError(f"unknown pictures mode {self.pictures!r}; choose one of {list(PICTURE_MODES)}")
 
     @property
     def cut_size(self) -> int:
@@ -78,6 +85,7 @@ class CropContract:
             margin=float(cfg.crop_margin),
             align=bool(cfg.crop_align),
             interpolation=str(cfg.interpolation),
+            pictures=str(getattr(cfg, "crop_pictures", "whole")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +223,15 @@ def face_in_crop(image: np.ndarray, detector: Any) -> Face | None:
     return Face(box=(x1, y1, x2, y2), score=f.score, landmarks=landmarks)
 
 
+def crop_picture(image: np.ndarray, face: Face | None, contract: CropContract) -> np.ndarray:
+    """A picture that is a face crop -> the contract's crop (``cut_size``): its face cut like any other face
+    (``pictures="cut"``, when the face is known), else the whole picture (:func:`crop_whole`).
+    """
+    if contract.pictures == "cut" and face is not None:
+        return cut_face(image, face, contract)
+    return crop_whole(image, face, contract)
+
+
 def crop_whole(image: np.ndarray, face: Face | None, contract: CropContract) -> np.ndarray:
     """A picture that is a face crop -> the contract's crop: the whole picture resized to ``cut_size`` square.
 
@@ -231,7 +248,8 @@ def manifest_contract(root: str | Path) -> dict[str, Any] | None:
     """The crop options a manifest's crops were made with (``prepare``'s ``config.yaml`` beside it), or None.
 
     Returns:
-        ``{"crop_size", "crop_margin", "crop_align", "interpolation"}``: the DetectorCfg fields of the contract.
+        ``{"crop_size", "crop_margin", "crop_align", "interpolation", "crop_pictures"}``: the DetectorCfg fields of
+        the contract.
     """
     import yaml
 
@@ -251,4 +269,5 @@ def manifest_contract(root: str | Path) -> dict[str, Any] | None:
         "crop_margin": float(cfg.get("margin", 0.3)),
         "crop_align": bool(cfg.get("align", False)),
         "interpolation": "area",
+        "crop_pictures": str(cfg.get("pictures", "whole")),
     }

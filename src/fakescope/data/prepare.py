@@ -18,7 +18,7 @@ name and renamed. The manifest is assembled once at the end from the shards, so 
 manifest row for unfinished work, and ``prepare`` can simply be run again.
 
 **Face crops as input.** Images (or video frames) that are already face crops are resized whole to ``size``
-(one row per image; :func:`fakescope.data.contract.crop_whole`, levelled about the face with ``align``). This
+(one row per image; :func:`fakescope.data.contract.crop_picture`: whole, or the face cut with ``pictures="cut"``). This
 happens when ``cropped=True`` (no detection: ``det_score`` 1.0, box = the whole image), when the adapter knows the
 dataset holds crops (``dfdc-faces``) and ``cropped`` is not False, or, with ``cropped=None`` (auto), when
 :func:`fakescope.data.contract.face_in_crop` finds that the picture is a face crop — the same rule ``predict``
@@ -79,6 +79,8 @@ class PrepareOptions:
         margin: the face box grows by this fraction before cropping.
         max_faces: keep at most this many faces per frame (None = all).
         align: level the eyes (rotation about the face centre) where the detector gives eye keypoints.
+        pictures: a picture that is a face crop becomes the crop ``whole`` (resized) or ``cut`` (its face cut
+            with ``margin`` like any face; black beyond the picture).
         cropped: True = inputs are face crops, False = always detect, None = auto (see the module docstring).
     """
 
@@ -91,6 +93,7 @@ class PrepareOptions:
     margin: float = 0.3
     max_faces: int | None = None
     align: bool = True
+    pictures: str = "whole"
     cropped: bool | None = None
 
     def fingerprint(self) -> str:
@@ -276,9 +279,9 @@ class PrepareWorker:
         if not frames:
             raise MediaError(path, "no frame could be decoded")
 
-        from fakescope.data.contract import CropContract, crop_whole, face_in_crop
+        from fakescope.data.contract import CropContract, crop_picture, face_in_crop
 
-        contract = CropContract(size=opts.size, margin=opts.margin, align=opts.align)
+        contract = CropContract(size=opts.size, margin=opts.margin, align=opts.align, pictures=opts.pictures)
         cropped = opts.cropped if opts.cropped is not None else rec.cropped
         whole_face = None
         if cropped is None and kind == "image":
@@ -293,9 +296,10 @@ class PrepareWorker:
         if cropped:
             for fr in frames:
                 h, w = fr.image.shape[:2]
-                box = tuple(whole_face.box) if whole_face is not None else (0.0, 0.0, float(w), float(h))
-                score = whole_face.score if whole_face is not None else 1.0
-                faces.append((fr.index, fr.timestamp, 0, box, score, crop_whole(fr.image, whole_face, contract)))
+                cut = whole_face is not None and contract.pictures == "cut"
+                box = tuple(whole_face.box) if cut else (0.0, 0.0, float(w), float(h))  # the region cropped
+                score = whole_face.score if cut else 1.0
+                faces.append((fr.index, fr.timestamp, 0, box, score, crop_picture(fr.image, whole_face, contract)))
         else:
             from fakescope.data.faces import extract_faces
 
@@ -483,6 +487,7 @@ def prepare_dataset(
     margin: float = 0.3,
     max_faces: int | None = None,
     align: bool = True,
+    pictures: str = "whole",
     workers: int = 1,
     executor: str = "process",
     ray_address: str | None = None,
@@ -509,6 +514,7 @@ def prepare_dataset(
         margin: box growth before cropping.
         max_faces: faces kept per frame (None = all).
         align: level the eyes where the detector gives eye keypoints.
+        pictures: ``whole`` or ``cut``, for pictures that are face crops (see :class:`PrepareOptions`).
         workers: parallel workers (processes or Ray actors).
         executor: ``"process"`` (local process pool) or ``"ray"``.
         ray_address: Ray cluster address (None = start a local instance with ``workers`` CPUs).
@@ -554,8 +560,13 @@ def prepare_dataset(
         margin=margin,
         max_faces=max_faces,
         align=align,
+        pictures=pictures,
         cropped=cropped,
     )
+    from fakescope.data.contract import PICTURE_MODES
+
+    if pictures not in PICTURE_MODES:
+        raise ValueError(f"unknown pictures mode {pictures!r}; choose one of {list(PICTURE_MODES)}")
     recs = list(records) if records is not None else load_records(kind, root, **(adapter_options or {}))
     recs = [r if r.dataset else replace(r, dataset=kind) for r in recs]
     if len({(r.dataset, r.video_id) for r in recs}) != len(recs):

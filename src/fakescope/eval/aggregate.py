@@ -1,18 +1,21 @@
 """Frame -> video aggregation, grouped by an explicit ``video_id`` (never by parsing paths).
 
-Scores are first combined per person track (``video_id``, ``track_id``) with the chosen method, then the track
-scores of a video are combined into the video's score — by default with ``max``: a video is as fake as its most
-fake person (one swapped face among several real ones makes the video fake).
+Scores are first combined per person track (``video_id``, ``track_id``) with the chosen method, then the scores of
+the video's *main* tracks are combined into the video's score — by default with ``max``: a video is as fake as its
+most fake person (one swapped face among several real ones makes the video fake). A track is main when it holds at
+least :data:`MIN_TRACK_SHARE` of the faces of the video's longest track (:func:`main_tracks`); shorter tracks are
+spurious detections (a face in a poster, a false positive for a few frames) and do not decide. ``evaluate``,
+``predict`` and ``serve`` all use these functions, so a video gets the same score from each.
 
 Methods:
 
 - ``mean``: the mean P(fake).
 - ``max``: the highest P(fake) (sensitive to a single bad frame).
 - ``confident_mean``: the DFDC winner's rule (Selim Seferbekov, ``confident_strategy`` in
-  github.com/selimsef/dfdc_deepfake_challenge, MIT). With ``n`` scores: if more than ``n / 2.5`` of them are
-  confident fakes (``p > 0.8``) and more than ``11 * n / 32`` (the original's 11 at its 32 frames), return the
+  github.com/selimsef/dfdc_deepfake_challenge, MIT), exactly: with ``n`` scores, if more than ``n // 2.5`` of
+  them are confident fakes (``p > 0.8``) *and* more than 11 (an absolute count, as in the original), return the
   mean of those confident fakes; else if more than 90 % are confident reals (``p < 0.2``), return the mean of
-  those; else the plain mean. Confident frames are thus not diluted by uncertain ones.
+  those; else the plain mean. So a track of 11 faces or fewer is never averaged over its confident fakes only.
 """
 
 from __future__ import annotations
@@ -34,11 +37,21 @@ def confident_mean(probs: Sequence[float] | np.ndarray, t: float = 0.8) -> float
         raise ValueError("confident_mean of no scores")
     n = p.size
     fakes = int(np.count_nonzero(p > t))
-    if fakes > n / 2.5 and fakes > 11 * n / 32:
+    if fakes > n // 2.5 and fakes > 11:
         return float(p[p > t].mean())
     if np.count_nonzero(p < 1 - t) > 0.9 * n:
         return float(p[p < 1 - t].mean())
     return float(p.mean())
+
+
+#: A track decides its video's score when it holds at least this share of the longest track's faces.
+MIN_TRACK_SHARE = 0.5
+
+
+def main_tracks(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Which tracks are main (boolean mask): at least :data:`MIN_TRACK_SHARE` of the longest track's faces."""
+    n = np.asarray(sizes, dtype=np.float64).reshape(-1)
+    return n >= MIN_TRACK_SHARE * n.max() if n.size else np.zeros(0, bool)
 
 
 def reduce_scores(probs: Sequence[float] | np.ndarray, method: str = "mean") -> float:
@@ -70,7 +83,7 @@ def aggregate_scores(
         method: per-track aggregation: ``mean``, ``max`` or ``confident_mean``.
         track_ids: person track of each row (default: one track per video).
         labels: optional frame labels; the video's label is checked to be constant and returned.
-        track_reduce: how track scores combine into the video's (``max`` by default, or ``mean``).
+        track_reduce: how the main tracks' scores combine into the video's (``max`` by default, or ``mean``).
 
     Returns:
         One row per video, sorted by ``video_id``: ``video_id``, ``fake_prob``, ``n_frames``, ``n_tracks`` and,
@@ -105,7 +118,9 @@ def aggregate_scores(
         .rename("p")
         .reset_index()
     )
-    video = per_track.groupby("video_id", sort=True)["p"].agg(track_reduce).rename("fake_prob")
+    per_track["n"] = df.groupby(["video_id", "track_id"], sort=True).size().to_numpy()
+    per_track["main"] = per_track.groupby("video_id", sort=True)["n"].transform(lambda n: main_tracks(n.to_numpy()))
+    video = per_track[per_track["main"]].groupby("video_id", sort=True)["p"].agg(track_reduce).rename("fake_prob")
     out = pd.DataFrame(
         {
             "video_id": video.index.astype(str),

@@ -26,6 +26,8 @@ class DetectorCfg:
             eye keypoints.
         interpolation: resize rule, ``area`` (area averaging when shrinking, bilinear when enlarging),
             ``bilinear`` or ``bicubic``.
+        crop_pictures: a picture that is a face crop already is used ``whole`` (resized to a square) or its face
+            is ``cut`` like any other face.
         mean: per-channel mean applied *inside* the model to [0, 1] RGB input.
         std: per-channel std applied inside the model.
         url: public download address of pretrained weights, if any.
@@ -44,6 +46,7 @@ class DetectorCfg:
     crop_margin: float = 0.3
     crop_align: bool = False
     interpolation: str = "area"
+    crop_pictures: str = "whole"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     url: str = ""

@@ -75,6 +75,8 @@ class TrainConfig:
         adv_ratio: weight of the adversarial loss (``(1 - r) * clean + r * adversarial``).
         adv_eval_images: after adversarial training, validation images (balanced sample) scored clean and under
             PGD-10 L-inf at ``adv_eps`` for the clean-versus-robust report (``robustness.json``; 0: skip).
+        real_only: train on the real rows only (the self-blended-images recipe: every fake the model sees is made
+            by ``augment.self_blend`` from a real crop); needs ``augment.self_blend > 0`` and ``balance: none``.
         train_split: manifest split used for training.
         val_split: manifest split used for validation (model selection, threshold).
     """
@@ -116,6 +118,7 @@ class TrainConfig:
     adv_steps: int = 5
     adv_ratio: float = 0.5
     adv_eval_images: int = 200
+    real_only: bool = False
     train_split: str = "train"
     val_split: str = "val"
 
@@ -141,6 +144,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0 (got {self.lr})")
         if not 0.0 <= self.adv_ratio <= 1.0:
             raise ConfigError(f"adv_ratio must be in [0, 1] (got {self.adv_ratio})")
+        if self.real_only and (not self.augment.enabled or self.augment.self_blend <= 0 or self.balance != "none"):
+            raise ConfigError("real_only needs augment.self_blend > 0 (the fakes) and balance: none")
         if self.adv_eval_images < 0:
             raise ConfigError(f"adv_eval_images must be >= 0 (got {self.adv_eval_images})")
 

@@ -437,7 +437,14 @@ def fit_frames(
             f"the validation rows hold only one class ({int((val_labels == 0).sum())} real, "
             f"{int((val_labels == 1).sum())} fake); AUC-based model selection needs both"
         )
-    balance = class_balance(train_df["label"].to_numpy())
+    if config.real_only:
+        train_df = train_df[train_df["label"] == 0].reset_index(drop=True)
+        if train_df.empty:
+            raise ManifestError("real_only: the training rows contain no real crops")
+        n = len(train_df)
+        balance = ClassBalance(counts={0: n, 1: 0}, weights={0: 1.0, 1: 0.0}, pos_weight=1.0)
+    else:
+        balance = class_balance(train_df["label"].to_numpy())
 
     torch.manual_seed(config.seed)
     model = create_detector(

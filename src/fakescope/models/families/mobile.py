@@ -21,7 +21,7 @@ from torch import nn
 
 from fakescope.errors import CheckpointError
 from fakescope.models._cfg import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, DetectorCfg
-from fakescope.models._registry import register_default_cfg, register_detector
+from fakescope.models._registry import register_default_cfg, register_detector, register_pretrained
 from fakescope.models.base import Detector
 from fakescope.models.families._timm import linear_head
 
@@ -64,6 +64,42 @@ register_default_cfg(
         paper="Tan and Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks, ICML 2019",
         extra={"imagenet": True, "imagenet_file": EFFICIENTNET_LITE0_FILE, "timm_name": "tf_efficientnet_lite0"},
     )
+)
+
+
+#: The bundled default detector (fp16 safetensors inside the package; see weights/MODEL_CARD.md).
+DFDC_WEIGHTS = {
+    "filename": "mobilenet_v2.dfdc.safetensors",
+    "sha256": "8c0cc28b62e010ca830cf5fe810ca6a2346f4eaf6db403cddcda11a7462b4ebe",
+    "threshold": 0.4359186291694641,
+}
+
+
+def _load_bundled(model: Detector, path: Path) -> None:
+    from fakescope.models.checkpoint import load_weights_into
+
+    load_weights_into(model, path)
+
+
+register_pretrained(
+    DetectorCfg(
+        arch="mobilenet_v2",
+        tag="dfdc",
+        input_size=160,
+        crop_size=160,
+        crop_margin=0.0,
+        crop_align=True,
+        crop_pictures="cut",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        sha256=DFDC_WEIGHTS["sha256"],
+        filename=DFDC_WEIGHTS["filename"],
+        license="weights trained here on DFDC media: research use only (DFDC terms); code Apache-2.0",
+        paper="Sandler et al., MobileNetV2, CVPR 2018; Dolhansky et al., The DeepFake Detection Challenge, 2020",
+        trained_on="DFDC face crops (../shared/data/dfdc_faces, 17,556 train crops, group-disjoint split)",
+        extra={"bundled": True, "threshold": DFDC_WEIGHTS["threshold"], "model_card": "weights/MODEL_CARD.md"},
+    ),
+    _load_bundled,
 )
 
 
