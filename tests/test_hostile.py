@@ -128,3 +128,32 @@ def test_predict_batch_with_every_kind_of_bad_input(tmp_path, random_meso, astro
         table = list(csv.DictReader(fh))
     assert len(table) == 6
     assert any(r["path"].endswith("caf\\xe9.jpg") for r in table)
+
+
+def test_text_file_gets_one_message_whatever_its_name(tmp_path):
+    from fakescope.data.media import media_kind
+
+    msgs = set()
+    for name in ("notes.jpg", "notes.mp4", "notes.png"):
+        path = tmp_path / name
+        path.write_text("plain text, not media\n")
+        with pytest.raises(MediaError) as info:
+            media_kind(path)
+        msgs.add(info.value.reason)
+    assert msgs == {"not an image or video (unrecognised content)"}
+
+
+def test_missing_face_weights_fail_once_up_front(tmp_path):
+    from fakescope.data.prepare import prepare_dataset
+    from fakescope.errors import DownloadError
+
+    root = tmp_path / "data"
+    for label in ("real", "fake"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (64, 64), (i * 40, 80, 120)).save(root / label / f"{i}.png")
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    with pytest.raises(DownloadError, match="not found"):
+        prepare_dataset("folder", root, tmp_path / "out", weights_dir=empty)
+    assert not (tmp_path / "out" / "failures.csv").exists()  # nothing was attempted file by file

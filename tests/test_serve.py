@@ -482,3 +482,17 @@ def test_second_service_on_a_busy_data_folder_touches_nothing(tmp_path: Path, ch
     third = Service(settings_for(data, checkpoint))  # once the first is gone the folder is free again
     third.start()
     third.stop()
+
+
+def test_queue_cap_and_host_check(client_factory, media: dict[str, Path]) -> None:
+    client = client_factory(worker_enabled=False, max_queued_jobs=1)
+    first = upload(client, media["video"])
+    assert first.status_code == 202, first.text
+    second = upload(client, media["video"])
+    assert second.status_code == 503 and second.headers["retry-after"] == "30"
+    assert "already waiting" in second.json()["detail"]
+    assert upload(client, media["image"]).status_code == 200  # images are analysed at once, never queued
+    assert leftovers(client)["tmp"] == []
+    guarded = client_factory(data_dir=client.app.state.service.data_dir.parent / "d2", allowed_hosts=["fakescope.test"])
+    assert guarded.get("/healthz").status_code == 400  # TestClient sends Host: testserver
+    assert guarded.get("/healthz", headers={"host": "fakescope.test"}).status_code == 200

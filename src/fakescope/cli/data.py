@@ -67,7 +67,8 @@ def prepare(
     weights_from: Path | None = typer.Option(
         None,
         "--from",
-        help="Folder with the detector's model files (offline; else $FAKESCOPE_WEIGHTS_DIR or the cache).",
+        help="Folder with the face detector's model file (offline; else $FAKESCOPE_FACE_WEIGHTS_DIR, "
+        "$FAKESCOPE_WEIGHTS_DIR or the cache).",
     ),
 ) -> None:
     """Turn a dataset into face crops and a leak-free manifest (resumable: re-run to continue).
@@ -78,8 +79,10 @@ def prepare(
 
     from fakescope.data.prepare import prepare_dataset
 
-    if weights_from is None and os.environ.get("FAKESCOPE_WEIGHTS_DIR"):
-        weights_from = Path(os.environ["FAKESCOPE_WEIGHTS_DIR"])
+    # the same settings as predict and serve: the face detector's own folder, else the shared weights folder
+    for var in ("FAKESCOPE_FACE_WEIGHTS_DIR", "FAKESCOPE_WEIGHTS_DIR"):
+        if weights_from is None and os.environ.get(var):
+            weights_from = Path(os.environ[var])
     adapter_options = {
         "path_col": path_col,
         "label_col": label_col,

@@ -61,6 +61,8 @@ MAX_DECODE_PIXELS = 50_000_000
 #: Video frames of more than this many pixels are refused (8K UHD, 33 megapixels, is accepted).
 MAX_FRAME_PIXELS = 70_000_000
 
+_STILL_IMAGE_DEMUXERS = frozenset({"image2", "image2pipe", "tty", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe"})
+
 _IMAGE_MAGIC: tuple[tuple[int, bytes], ...] = (
     (0, b"\xff\xd8\xff"),  # JPEG
     (0, b"\x89PNG\r\n\x1a\n"),  # PNG
@@ -160,11 +162,15 @@ def media_kind(path: str | Path) -> Literal["image", "video"]:
 
     try:
         with av.open(str(path)) as container:
-            if container.streams.video:
+            # FFmpeg picks its still-image demuxers from the file name alone (a text file named .jpg opens as
+            # "image2"): content with no image magic is never taken as a one-frame "video" that way.
+            still = container.format.name in _STILL_IMAGE_DEMUXERS
+            if container.streams.video and not still:
                 return "video"
-            if container.streams.audio:
+            if container.streams.audio and not still:
                 raise MediaError(path, "audio only, no video stream")
-            raise MediaError(path, "no video stream")
+            if not still:
+                raise MediaError(path, "no video stream")
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:

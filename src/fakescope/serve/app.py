@@ -122,6 +122,10 @@ def create_app(
     app.state.settings = settings
     app.state.service = service
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    if settings.allowed_hosts != ["*"]:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     for module in (analyze, jobs, models, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

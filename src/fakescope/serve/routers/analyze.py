@@ -118,6 +118,14 @@ async def analyze(
         tmp = path
         job = Job(id=new_job_id(), kind=sniffed.kind, filename=_display_name(file.filename, sniffed.suffix))
         if sniffed.kind == "video":
+            queued = (await run_in_threadpool(service.store.counts)).get("queued", 0)
+            if queued >= settings.max_queued_jobs:
+                raise HTTPException(
+                    503,
+                    f"{job.filename}: {queued} videos are already waiting (limit {settings.max_queued_jobs}, "
+                    "FAKESCOPE_MAX_QUEUED_JOBS); try again later",
+                    headers={"Retry-After": "30"},
+                )
             await run_in_threadpool(_check_video, tmp, job.filename, settings)
             job = await run_in_threadpool(service.enqueue, job, tmp)
             response.status_code = 202
