@@ -154,3 +154,35 @@ def test_contract_rejects_bad_values():
         CropContract(size=64, interpolation="nearest")
     with pytest.raises(ValueError, match="margin"):
         CropContract(size=64, margin=-0.1)
+
+
+def test_evaluate_scores_a_video_as_predict_does(tilted_media, tmp_path, mediapipe_dir, blazeface_detector):
+    """Same checkpoint, same video: evaluate's per-video score equals predict's (crops, model, aggregation)."""
+    from fakescope.eval.report import evaluate_checkpoint
+
+    out = tmp_path / "prep"
+    prepare_dataset(
+        "folder",
+        tilted_media,
+        out,
+        size=80,
+        margin=0.3,
+        num_frames=6,
+        weights_dir=mediapipe_dir,
+        split_ratios=(1.0, 0.0, 0.0),
+    )
+    import torch
+
+    torch.manual_seed(3)
+    model = create_detector("meso4")
+    model.set_cfg(model.cfg.with_(**manifest_contract(out)))  # 80 px crops, 256 px input
+    ckpt = save_checkpoint(model, tmp_path / "m.safetensors")
+    report = evaluate_checkpoint(ckpt, out, split="all", out_dir=tmp_path / "eval", aggregation="confident_mean")
+    import pandas as pd
+
+    videos = pd.read_csv(tmp_path / "eval" / "video_scores.csv")
+    clip = videos[videos["video_id"].str.endswith("clip")]
+    assert report["n_videos"] == 3 and len(clip) == 1
+    with Predictor(ckpt, detector=blazeface_detector, num_frames=6, aggregation="confident_mean") as pred:
+        res = pred.analyze(tilted_media / "real" / "clip.mp4")
+    assert res.fake_prob == pytest.approx(float(clip["fake_prob"].iloc[0]), abs=1e-6)

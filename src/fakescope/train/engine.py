@@ -312,7 +312,14 @@ def predict_scores(
     device = torch.device(device)
     model = model.to(device)
     loader = create_loader(
-        df, root, model.cfg.input_size, batch_size, train=False, num_workers=num_workers, augment=False
+        df,
+        root,
+        model.cfg.input_size,
+        batch_size,
+        train=False,
+        num_workers=num_workers,
+        augment=False,
+        interpolation=model.cfg.interpolation,
     )
     probs, _, rows = evaluate(model, loader, device)
     out = np.empty(len(df), dtype=np.float64)
