@@ -23,9 +23,15 @@ def _shared_data() -> Path | None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` (or ``$FAKESCOPE_SHARED_DATA``); skips the test when absent."""
+    """``../shared/data`` (or ``$FAKESCOPE_SHARED_DATA``); skips the test when absent.
+
+    With ``FAKESCOPE_REQUIRE_SHARED=1`` (set by CI, where the data is always there) a missing folder fails the
+    test instead, so CI cannot pass by skipping.
+    """
     path = _shared_data()
     if path is None:
+        if os.environ.get("FAKESCOPE_REQUIRE_SHARED") == "1":
+            pytest.fail("../shared/data is missing but FAKESCOPE_REQUIRE_SHARED=1")
         pytest.skip("../shared/data is not present")
     return path
 

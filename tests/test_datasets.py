@@ -62,7 +62,6 @@ def test_augment_ops_keep_shape_and_dtype() -> None:
 
 
 def test_self_blend_turns_reals_into_fakes(tmp_path: Path) -> None:
-    pytest.importorskip("fakescope.data.synth")
     df = _write_crops(tmp_path, [0, 0, 1], size=64)
     ds = FaceDataset(df, tmp_path, 64, augment=AugmentConfig(self_blend=1.0, flip=0, rotate_p=0, color_p=0, jpeg_p=0))
     x0, y0, _ = ds[0]

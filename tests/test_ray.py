@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import ray
 
 from fakescope.data.prepare import prepare_dataset
 from prepare_helpers import manifest_fingerprint, write_video
-
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
