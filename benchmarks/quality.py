@@ -6,7 +6,9 @@ Per detector, in one run:
   ``fakescope prepare csv ../shared/data/dfdc_faces/labels.csv ... --ratios 0.75,0.05,0.2``; the split the shipped
   detector was held out from), each scored from its original JPEG file: AUC, AP, log-loss, balanced accuracy at the
   detector's own threshold, and how many files gave no face;
-- **CIPLAB faces test**: a group-disjoint test split of ``../shared/data/faces`` (seed 0, 70/15/15): AUC;
+- **CIPLAB faces test**: the test rows of a prepared CIPLAB manifest (``--ciplab-manifest``; the split a
+  CIPLAB-trained detector was held out from), else a group-disjoint split of ``../shared/data/faces`` made here
+  (seed 0, 70/15/15), each scored from its file: AUC;
 - **dev media**: the 4 labelled dev videos and 26 dev crops: verdict per file, and how many are right;
 - **speed**: model crops per second at batch 32 (inference only, after the crops are cut), and on the 1080p dev
   video the end-to-end ``analyze`` time next to a decode-only pass measured alternately in the same run (PyAV, every
@@ -61,7 +63,7 @@ def ciplab_test(root: Path, limit: int | None, seed: int = 0) -> pd.DataFrame:
 
 
 def dfdc_test(manifest: Path, limit: int | None, seed: int = 0) -> pd.DataFrame:
-    """One row per test file of a prepared DFDC manifest."""
+    """One row per test file of a prepared manifest (DFDC, or CIPLAB with ``--ciplab-manifest``)."""
     df = read_manifest(manifest)
     test = df[df["split"] == "test"].drop_duplicates("media_path")
     return test.sample(n=min(limit, len(test)), random_state=seed) if limit else test
@@ -190,6 +192,7 @@ def main() -> None:
     ap.add_argument("--detectors", nargs="+", default=["mobilenet_v2.dfdc", BASELINE])
     ap.add_argument("--dfdc-manifest", type=Path, required=True, help="prepared DFDC manifest (its test split)")
     ap.add_argument("--dfdc-limit", type=int, default=None, help="score at most this many DFDC test files")
+    ap.add_argument("--ciplab-manifest", type=Path, default=None, help="prepared CIPLAB manifest (its test split)")
     ap.add_argument("--ciplab-limit", type=int, default=None, help="score at most this many CIPLAB test files")
     ap.add_argument("--weights-dir", type=Path, default=None, help="offline folder of named pretrained weights")
     ap.add_argument("--frames", type=int, default=32, help="frames sampled per dev video")
@@ -204,7 +207,11 @@ def main() -> None:
 
     sets = {
         "dfdc_test": dfdc_test(args.dfdc_manifest, args.dfdc_limit),
-        "ciplab_test": ciplab_test(SHARED / "faces", args.ciplab_limit),
+        "ciplab_test": (
+            dfdc_test(args.ciplab_manifest, args.ciplab_limit)
+            if args.ciplab_manifest
+            else ciplab_test(SHARED / "faces", args.ciplab_limit)
+        ),
         "dev": dev_set(SHARED / "dev"),
     }
     rows = []
@@ -251,6 +258,7 @@ def main() -> None:
         "benchmark": "quality",
         "baseline": BASELINE,
         "dfdc_manifest": str(args.dfdc_manifest),
+        "ciplab_manifest": str(args.ciplab_manifest) if args.ciplab_manifest else None,
         "sets": {k: len(v) for k, v in sets.items()},
         "results": rows,
         **run_metadata(),

@@ -9,7 +9,6 @@ import struct
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -17,6 +16,7 @@ from PIL import Image
 from fakescope.data.media import MAX_WORKING_SIDE, read_image, sample_frames, scan_media
 from fakescope.errors import MediaError
 from fakescope.models import create_detector, save_checkpoint
+from prepare_helpers import write_video
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -30,22 +30,6 @@ def bomb_png(path: Path, side: int = 60000) -> Path:
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
     )
-    return path
-
-
-def video(path: Path, width: int, height: int, n: int = 3) -> Path:
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=4)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for i in range(n):
-            frame = np.full((height, width, 3), 40 * i + 30, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
     return path
 
 
@@ -71,11 +55,11 @@ def test_huge_jpeg_decodes_to_the_working_size(tmp_path):
 
 
 def test_8k_video_frames_come_at_the_working_size(tmp_path):
-    path = video(tmp_path / "8k.mp4", 7680, 4320, n=2)
+    path = write_video(tmp_path / "8k.mp4", n_frames=2, width=7680, height=4320)
     frames = sample_frames(path, num_frames=2)
     assert frames and all(max(f.image.shape[:2]) <= MAX_WORKING_SIDE for f in frames)
     assert frames[0].image.shape[:2] == (1152, 2048)  # aspect ratio kept
-    small = video(tmp_path / "small.mp4", 320, 240, n=2)
+    small = write_video(tmp_path / "small.mp4", n_frames=2, width=320, height=240)
     assert sample_frames(small, num_frames=2)[0].image.shape == (240, 320, 3)  # below it: untouched
 
 

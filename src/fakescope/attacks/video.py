@@ -81,7 +81,7 @@ def attack_video(
     attack: str = "pgd_linf",
     crf: int = 23,
     detector: str = "blazeface",
-    margin: float = 0.3,
+    margin: float | None = None,
     max_faces: int = 1,
     num_frames: int = 32,
     seed: int = 0,
@@ -99,7 +99,8 @@ def attack_video(
         attack: registered attack (``robust_eot`` is made to survive compression).
         crf: H.264 constant rate factor of the re-encoded video (lower = better quality).
         detector: face detector backend, for the attack and for the prediction pipeline.
-        margin: context around the face box, as the detector's crops use it.
+        margin: context around the face box; None: the detector's crop contract (``cfg.crop_margin``). The
+            attack perturbs axis-aligned crops (no eye levelling) so the perturbation can be pasted back.
         max_faces: faces attacked per frame (highest scores first).
         num_frames: frames the prediction pipeline samples.
         seed: attack seed.
@@ -125,6 +126,8 @@ def attack_video(
         model, meta = load_model(checkpoint)
     model.eval()
     thr = float(threshold if threshold is not None else meta.get("threshold", 0.5))
+    if margin is None:
+        margin = float(model.cfg.crop_margin)
     size = model.cfg.input_size
     video = Path(video)
     info = probe_video(video)

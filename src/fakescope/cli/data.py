@@ -16,7 +16,7 @@ console = Console()
 
 manifest_app = typer.Typer(help="Inspect and check a manifest.", no_args_is_help=True)
 
-_KINDS_HELP = "Dataset layout: celebdf, dfdc, dfdc-faces, ffpp, folder, csv (see README: Data)."
+_KINDS_HELP = "Dataset layout: celebdf, dfdc, dfdc-faces, deepfake-faces, ffpp, folder, csv (see docs/data.md)."
 
 
 def _parse_ratios(text: str) -> tuple[float, float, float]:

@@ -222,6 +222,19 @@ def celebdf_records(root: Path) -> list[MediaRecord]:
 
 
 # ------------------------------------------------------------------------------------------------------ dfdc
+def _dfdc_record(path: Path, vid: str, label: int, original: str, **extra: object) -> MediaRecord:
+    """A DFDC video or face image: a fake is linked to the real video it was made from (its ``source_id``)."""
+    original = "" if not label or original.lower() in ("", "nan", "none") else original
+    return MediaRecord(
+        media_path=path,
+        video_id=vid,
+        label=label,
+        source_id=original or vid,
+        manipulation="dfdc" if label else "",
+        **extra,
+    )
+
+
 @register_adapter("dfdc")
 def dfdc_records(root: Path) -> list[MediaRecord]:
     """DFDC: every ``metadata.json`` under ``root`` (``dfdc_train_part_*/metadata.json``) with its videos.
@@ -245,17 +258,10 @@ def dfdc_records(root: Path) -> list[MediaRecord]:
                 continue
             label = parse_label(info.get("label", ""), f"{meta_path}[{name}]")
             vid = Path(name).stem
-            original = Path(str(info.get("original") or "")).stem if label else ""
             split = str(info.get("split", "") or "")
+            original = Path(str(info.get("original") or "")).stem
             records.append(
-                MediaRecord(
-                    media_path=path,
-                    video_id=vid,
-                    label=label,
-                    source_id=original or vid,
-                    manipulation="dfdc" if label else "",
-                    official_split=split if split in ("val", "test") else "",
-                )
+                _dfdc_record(path, vid, label, original, official_split=split if split in ("val", "test") else "")
             )
     return records
 
@@ -299,18 +305,8 @@ def dfdc_faces_records(root: Path) -> list[MediaRecord]:
                 logger.info("%s: not in %s, skipped", path, meta_path)
                 continue
             label = parse_label(info.get("label", ""), f"{meta_path}[{path.stem}]")
-            original = Path(str(info.get("original") or "")).stem if label else ""
-            vid = path.stem
-            records.append(
-                MediaRecord(
-                    media_path=path,
-                    video_id=vid,
-                    label=label,
-                    source_id=original or vid,
-                    manipulation="dfdc" if label else "",
-                    cropped=True,
-                )
-            )
+            original = Path(str(info.get("original") or "")).stem
+            records.append(_dfdc_record(path, path.stem, label, original, cropped=True))
     return records
 
 
@@ -340,18 +336,7 @@ def deepfake_faces_records(root: Path) -> list[MediaRecord]:
             logger.info("%s: listed in %s but missing", path, meta_path)
             continue
         label = parse_label(row["label"], f"{meta_path} line {i + 2}")
-        original = Path((row.get("original") or "").strip()).stem if label else ""
-        if original.lower() == "nan":
-            original = ""
-        records.append(
-            MediaRecord(
-                media_path=path,
-                video_id=vid,
-                label=label,
-                source_id=original or vid,
-                manipulation="dfdc" if label else "",
-            )
-        )
+        records.append(_dfdc_record(path, vid, label, Path((row.get("original") or "").strip()).stem))
     return records
 
 
