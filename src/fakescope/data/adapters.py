@@ -330,12 +330,14 @@ def deepfake_faces_records(root: Path) -> list[MediaRecord]:
         rows = list(reader)
     records = []
     for i, row in enumerate(rows):
-        vid = Path(row["videoname"].strip()).stem
+        vid = Path((row.get("videoname") or "").strip()).stem
+        if not vid:
+            raise FakescopeError(f"{meta_path} line {i + 2}: no videoname")
         path = folder / f"{vid}.jpg"
         if not path.is_file():
             logger.info("%s: listed in %s but missing", path, meta_path)
             continue
-        label = parse_label(row["label"], f"{meta_path} line {i + 2}")
+        label = parse_label(row.get("label") or "", f"{meta_path} line {i + 2}")
         records.append(_dfdc_record(path, vid, label, Path((row.get("original") or "").strip()).stem))
     return records
 

@@ -237,7 +237,11 @@ def crop_whole(image: np.ndarray, face: Face | None, contract: CropContract) -> 
 
     With ``align`` and a face with eye keypoints, the resized picture is then levelled about its centre.
     """
-    angle = eye_angle(face.landmarks) if (contract.align and face is not None) else 0.0
+    angle = 0.0
+    if contract.align and face is not None and face.landmarks is not None:
+        h, w = image.shape[:2]  # the angle as it appears after the picture is stretched to a square
+        scale = np.array([contract.cut_size / w, contract.cut_size / h], np.float64)
+        angle = eye_angle(np.asarray(face.landmarks, np.float64).reshape(-1, 2) * scale)
     out = resize_square(image, contract.cut_size, contract.interpolation)
     if abs(angle) >= MIN_TILT_DEG:
         out = _level(out, angle, contract.cut_size)

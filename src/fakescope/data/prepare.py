@@ -284,12 +284,13 @@ class PrepareWorker:
         contract = CropContract(size=opts.size, margin=opts.margin, align=opts.align, pictures=opts.pictures)
         cropped = opts.cropped if opts.cropped is not None else rec.cropped
         whole_face = None
-        if cropped is None and kind == "image":
+        if kind == "image" and cropped is not False:  # the rule predict applies to every picture
             det = self._get_detector()
             before = det.seconds
             whole_face = face_in_crop(frames[0].image, det)
             timings["detect"] += det.seconds - before
-            cropped = whole_face is not None
+            if cropped is None:
+                cropped = whole_face is not None
         # (frame_index, timestamp, track_id, box, score, image)
         faces: list[tuple[int, float, int, tuple[float, float, float, float], float, np.ndarray]] = []
         t0 = time.perf_counter()

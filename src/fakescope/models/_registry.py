@@ -132,6 +132,8 @@ def create_detector(
     from fakescope.utils.download import fetch_file
 
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if "pretrained_file" in kwargs:  # resolved here with its SHA-256 check, never taken from a caller or checkpoint
+        raise ValueError("pretrained_file is not a detector option; ask for pretrained=True (and weights_dir)")
     freeze = bool(kwargs.pop("freeze_backbone", False))
     arch, tag = split_name(name)
     if name.startswith(HF_PREFIX):

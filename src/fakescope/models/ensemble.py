@@ -21,8 +21,10 @@ from fakescope.errors import CheckpointError
 ENSEMBLE_KIND = "fakescope-ensemble"
 
 
-def _contract_key(cfg: Any) -> tuple:
-    return (cfg.input_size, cfg.crop_size or cfg.input_size, cfg.crop_margin, cfg.crop_align, cfg.interpolation)
+def _contract_key(cfg: Any) -> Any:
+    from fakescope.data.contract import CropContract
+
+    return CropContract.from_cfg(cfg)
 
 
 class EnsembleDetector(nn.Module):

@@ -53,7 +53,10 @@ class DataDirLock:
         fh = open(self.path, "a+")  # noqa: SIM115 - held open for the service's lifetime
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as exc:
+            if not isinstance(exc, BlockingIOError):
+                fh.close()
+                raise DataDirBusy(f"{self.path}: cannot lock the data folder ({exc})") from exc
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
@@ -146,6 +149,13 @@ class Service:
             DataDirBusy: another service holds ``data_dir`` (nothing in it was touched).
         """
         self._lock.acquire()
+        try:
+            self._start_locked()
+        except BaseException:
+            self.stop()  # release what was built and the lock, so a retry in this process can start
+            raise
+
+    def _start_locked(self) -> None:
         for d in (self.tmp_dir, self.uploads_dir, self.evidence_dir):
             d.mkdir(parents=True, exist_ok=True)
         if self._store is None:

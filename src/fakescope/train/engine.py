@@ -803,6 +803,6 @@ def _data_contract(cfg: Any, root: str | Path, config: TrainConfig) -> Any:
     return cfg.with_(**changes) if changes else cfg
 
 
-def build_eval_dataset(df: pd.DataFrame, root: str | Path, input_size: int) -> FaceDataset:
+def build_eval_dataset(df: pd.DataFrame, root: str | Path, input_size: int, interpolation: str = "area") -> FaceDataset:
     """A non-augmented :class:`FaceDataset` (helper for evaluation code)."""
-    return FaceDataset(df, root, input_size, augment=False)
+    return FaceDataset(df, root, input_size, augment=False, interpolation=interpolation)
