@@ -81,6 +81,8 @@ def score_files(pred: Predictor, paths: list[str]) -> tuple[np.ndarray, list[str
 def scored_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
     """Metrics over the files that gave a score, plus the no-face count."""
     ok = np.isfinite(p)
+    if not ok.any():
+        return {"n": len(y), "n_scored": 0, "no_face": len(y), "threshold": threshold, "auc": float("nan")}
     m = binary_metrics(y[ok], p[ok], threshold=threshold)
     keep = ("auc", "ap", "log_loss", "balanced_accuracy", "eer", "fake_recall", "real_recall")
     out = {k: m[k] for k in keep if k in m}
@@ -102,14 +104,16 @@ def decode_only(path: Path, num_frames: int = 32) -> float:
     """Seconds to decode every frame of a video with PyAV and convert ``num_frames`` evenly spaced ones to RGB."""
     import av
 
+    from fakescope.data.media import probe_video
+
+    n = probe_video(path).num_frames  # counted by demuxing when the container does not say
+    keep = set(np.linspace(0, max(n - 1, 0), num_frames).round().astype(int).tolist())
     t = time.perf_counter()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        n = stream.frames or 0
-        keep = set(np.linspace(0, max(n - 1, 0), num_frames).round().astype(int).tolist()) if n else set()
         for i, frame in enumerate(container.decode(stream)):
-            if not keep or i in keep:
+            if i in keep:
                 frame.to_ndarray(format="rgb24")
     return time.perf_counter() - t
 
