@@ -237,6 +237,7 @@ def main() -> None:
         "dev videos",
         "dev crops",
         "crops/s",
+        "1080p / decode",
         "AUC vs baseline",
     ]
     print("| " + " | ".join(head) + " |")
@@ -255,6 +256,7 @@ def main() -> None:
             f"{dev['videos_right']}/{dev['videos']}",
             f"{dev['crops_right']}/{dev['crops']}",
             r["crops_per_s"],
+            r.get("video_speed", {}).get("ratio", float("nan")),
             ratio,
         ]
         print("| " + " | ".join(_fmt(v) for v in cells) + " |")

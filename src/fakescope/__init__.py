@@ -14,7 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 #: The detector used when none is named (``predict``, ``serve``): the one place it is defined.
-DEFAULT_DETECTOR = "mesoinception4.mesonet_df"
+DEFAULT_DETECTOR = "mobilenet_v2.dfdc"
 
 _LAZY = {
     "create_detector": "fakescope.models",

@@ -70,8 +70,8 @@ register_default_cfg(
 #: The bundled default detector (fp16 safetensors inside the package; see weights/MODEL_CARD.md).
 DFDC_WEIGHTS = {
     "filename": "mobilenet_v2.dfdc.safetensors",
-    "sha256": "8c0cc28b62e010ca830cf5fe810ca6a2346f4eaf6db403cddcda11a7462b4ebe",
-    "threshold": 0.4359186291694641,
+    "sha256": "d97a082d1b7582e5139c25dd8a943c0dca2f8caf6d8d5fa11e9058aa038eb6c2",
+    "threshold": 0.5505087375640869,
 }
 
 
