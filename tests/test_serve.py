@@ -496,3 +496,40 @@ def test_queue_cap_and_host_check(client_factory, media: dict[str, Path]) -> Non
     guarded = client_factory(data_dir=client.app.state.service.data_dir.parent / "d2", allowed_hosts=["fakescope.test"])
     assert guarded.get("/healthz").status_code == 400  # TestClient sends Host: testserver
     assert guarded.get("/healthz", headers={"host": "fakescope.test"}).status_code == 200
+
+
+def test_job_time_limit_retention_and_no_empty_evidence(tmp_path: Path, media: dict[str, Path]) -> None:
+    """A job past its time limit fails with a message naming it; finished jobs expire with their evidence."""
+    from fakescope.serve.worker import JobWorker, PredictorPool
+
+    class Slow:
+        def analyze(self, path, explain_dir=None, progress=None):
+            for f in (0.2, 0.4, 0.6):
+                time.sleep(0.05)
+                progress(f)
+            raise AssertionError("the time limit should have stopped the job")
+
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    upload = tmp_path / "clip.mp4"
+    upload.write_bytes(media["video"].read_bytes())
+    job = Job(id=new_job_id(), kind="video", filename="clip.mp4", upload_path=str(upload), created_at=time.time())
+    store.add(job)
+    worker = JobWorker(store, PredictorPool([Slow()]), tmp_path / "evidence", job_timeout_s=0.08, retention_s=3600)
+    worker.process(store.claim_next())
+    failed = store.get(job.id)
+    assert failed.status == "failed" and "longer than 0.08 s" in failed.error
+    assert not (tmp_path / "evidence" / job.id).exists()
+    (tmp_path / "evidence" / "old").mkdir(parents=True)
+    assert worker.purge(now=time.time() + 1000) == []  # still within the retention period
+    assert worker.purge(now=time.time() + 7200) == [job.id]
+    assert store.get(job.id) is None
+    store.close()
+
+
+def test_no_face_job_leaves_no_empty_evidence_folder(client_factory, tmp_path: Path) -> None:
+    client = client_factory()
+    blank = tmp_path / "blank.mp4"
+    make_video(blank, np.full((64, 64, 3), 90, np.uint8))
+    job = wait_job(client, upload(client, blank).headers["location"])
+    assert job["status"] == "done" and job["result"]["verdict"] == "no-face"
+    assert not (client.app.state.service.evidence_dir / job["id"]).exists()

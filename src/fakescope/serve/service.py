@@ -180,6 +180,8 @@ class Service:
             threads=self.settings.workers,
             explain=self.settings.explain,
             poll_interval_s=self.settings.poll_interval_s,
+            job_timeout_s=self.settings.job_timeout_s,
+            retention_s=self.settings.retention_hours * 3600 if self.settings.retention_hours > 0 else None,
         )
         if self.settings.worker_enabled:
             self.worker.start()

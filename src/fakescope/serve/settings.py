@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         worker_enabled: run the background worker at all (tests disable it to keep jobs queued).
         poll_interval_s: how often an idle worker looks for queued jobs (it is also woken on each new job).
         max_attempts: a job interrupted this many times (process died while running it) is marked failed.
+        job_timeout_s: a job still running after this many seconds fails (checked between its stages).
+        retention_hours: finished jobs and their evidence are deleted after this many hours (0: kept forever).
         max_queued_jobs: videos waiting in the queue at most; a further upload gets 503 with ``Retry-After``.
         allowed_hosts: values of the ``Host`` header the service answers (others get 400); ``["*"]`` answers any.
             Behind a name, list it: ``FAKESCOPE_ALLOWED_HOSTS='["fakescope.example.org"]'``.
@@ -60,6 +62,8 @@ class Settings(BaseSettings):
     worker_enabled: bool = True
     poll_interval_s: float = Field(1.0, gt=0)
     max_attempts: int = Field(3, ge=1)
+    job_timeout_s: float = Field(600.0, gt=0)
+    retention_hours: float = Field(168.0, ge=0)
     max_queued_jobs: int = Field(100, ge=1)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
 

@@ -95,6 +95,9 @@ class JobStore(Protocol):
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
 
+    def purge_finished(self, before: float) -> list[str]:
+        """Delete the jobs that finished (done or failed) before Unix time ``before``; return their ids."""
+
     def close(self) -> None:
         """Release resources."""
 
@@ -258,6 +261,16 @@ class SqliteJobStore:
         out = dict.fromkeys(STATUSES, 0)
         out.update(dict(rows))
         return out
+
+    def purge_finished(self, before: float) -> list[str]:
+        """Delete the jobs that finished (done or failed) before Unix time ``before``; return their ids."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id FROM jobs WHERE status IN ('done', 'failed') AND finished_at < ?", (before,)
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            self._conn.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
+        return ids
 
     def close(self) -> None:
         """Close the database connection."""

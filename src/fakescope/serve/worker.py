@@ -14,6 +14,7 @@ import queue
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,10 @@ def _rewrite_paths(data: Any, mapping: dict[str, str]) -> None:
     fix(data)
 
 
+class JobTimeout(RuntimeError):
+    """A job ran past the service's per-job time limit."""
+
+
 class JobWorker:
     """Threads that run queued jobs from a store, one job at a time per thread."""
 
@@ -154,14 +159,31 @@ class JobWorker:
         threads: int = 1,
         explain: bool = True,
         poll_interval_s: float = 1.0,
+        job_timeout_s: float | None = None,
+        retention_s: float | None = None,
     ) -> None:
-        """Prepare (but do not start) the worker."""
+        """Prepare (but do not start) the worker.
+
+        Args:
+            store: the job store.
+            pool: loaded predictors.
+            evidence_root: ``evidence/`` (one folder per job with images).
+            threads: worker threads.
+            explain: ask for Grad-CAM evidence.
+            poll_interval_s: idle poll period.
+            job_timeout_s: a job still running after this many seconds fails at its next stage boundary (decode,
+                detect, infer, explain), with a message naming the limit.
+            retention_s: finished jobs older than this are deleted with their evidence (None: kept).
+        """
         self.store = store
         self.pool = pool
         self.evidence_root = evidence_root
         self.threads = threads
         self.explain = explain
         self.poll_interval_s = poll_interval_s
+        self.job_timeout_s = job_timeout_s
+        self.retention_s = retention_s
+        self._last_purge = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -195,8 +217,26 @@ class JobWorker:
             t.join(timeout)
         self._threads = [t for t in self._threads if t.is_alive()]
 
+    def purge(self, now: float | None = None) -> list[str]:
+        """Delete finished jobs past the retention period, and their evidence; return their ids."""
+        if self.retention_s is None:
+            return []
+        now = time.time() if now is None else now
+        ids = self.store.purge_finished(now - self.retention_s)
+        for jid in ids:
+            shutil.rmtree(self.evidence_root / jid, ignore_errors=True)
+        if ids:
+            _logger.info("deleted %d job(s) finished more than %.0f s ago", len(ids), self.retention_s)
+        return ids
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.retention_s is not None and time.monotonic() - self._last_purge > 60:
+                self._last_purge = time.monotonic()
+                try:
+                    self.purge()
+                except Exception:
+                    _logger.exception("could not purge old jobs")
             try:
                 job = self.store.claim_next()
             except Exception:
@@ -213,6 +253,13 @@ class JobWorker:
         _logger.info("job %s (%s) started", job.id, job.filename)
         upload = Path(job.upload_path) if job.upload_path else None
         evidence = self.evidence_root / job.id if self.explain else None
+        deadline = time.monotonic() + self.job_timeout_s if self.job_timeout_s else None
+
+        def progress(fraction: float) -> None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise JobTimeout(f"the job took longer than {self.job_timeout_s:g} s (FAKESCOPE_JOB_TIMEOUT_S)")
+            self.store.set_progress(job.id, fraction)
+
         try:
             if upload is None or not upload.is_file():
                 raise FileNotFoundError("the uploaded file is gone (deleted outside the service)")
@@ -222,7 +269,7 @@ class JobWorker:
                     upload,
                     filename=job.filename,
                     evidence_dir=evidence,
-                    progress=lambda f: self.store.set_progress(job.id, f),
+                    progress=progress,
                 )
         except Exception as exc:
             _logger.exception("job %s failed", job.id)
@@ -235,6 +282,8 @@ class JobWorker:
                     shutil.rmtree(evidence, ignore_errors=True)
                 self.store.finish(job.id, "failed", result=result, error=result.get("error") or "analysis failed")
             else:
+                if evidence is not None and evidence.is_dir() and not any(evidence.iterdir()):
+                    evidence.rmdir()  # no face, no heatmap: no empty folder left behind
                 self.store.finish(job.id, "done", result=result, heatmaps=names)
             _logger.info("job %s finished: %s", job.id, result.get("verdict"))
         finally:
