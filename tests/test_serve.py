@@ -451,14 +451,20 @@ def test_jobs_running_at_a_crash_are_requeued(client_factory, tmp_path: Path, me
     assert leftovers(client) == CLEAN
 
 
-def test_default_pretrained_model(client_factory, shared_data: Path, media: dict[str, Path]) -> None:
-    """The out-of-the-box detector (MesoInception-4, MesoNet weights) loaded offline from ../shared."""
-    client = client_factory(model="", weights_dir=shared_data / "weights" / "mesonet")
-    assert client.get("/v1/models").json()["loaded"]["model"] == "mesoinception4.mesonet_df"
+def test_default_pretrained_model(client_factory, media: dict[str, Path]) -> None:
+    """The out-of-the-box detector is the bundled mobilenet_v2.dfdc: no download, no weights folder."""
+    client = client_factory(model="")
+    assert client.get("/v1/models").json()["loaded"]["model"] == "mobilenet_v2.dfdc"
     r = upload(client, media["image"])
     assert r.status_code == 200
-    assert r.json()["result"]["model"] == "mesoinception4.mesonet_df"
+    assert r.json()["result"]["model"] == "mobilenet_v2.dfdc"
     assert r.json()["result"]["verdict"] in ("fake", "real")
+
+
+def test_named_mesonet_detector_still_served(client_factory, shared_data: Path, media: dict[str, Path]) -> None:
+    client = client_factory(model="mesoinception4.mesonet_df", weights_dir=shared_data / "weights" / "mesonet")
+    r = upload(client, media["image"])
+    assert r.status_code == 200 and r.json()["result"]["model"] == "mesoinception4.mesonet_df"
 
 
 def test_second_service_on_a_busy_data_folder_touches_nothing(tmp_path: Path, checkpoint: Path) -> None:

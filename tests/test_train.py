@@ -284,11 +284,11 @@ def test_checkpoint_records_the_crop_contract_of_its_data(
     shutil.copy(Path(demo_manifest).parent / "config.yaml", small_manifest.parent / "config.yaml")
     try:
         prep = yaml.safe_load((small_manifest.parent / "config.yaml").read_text())
-        res = fit(TrainConfig(**FAST, input_size=128), small_manifest, tmp_path / "run")
+        res = fit(TrainConfig(**{**FAST, "model": "mobilenet_v2"}, input_size=96), small_manifest, tmp_path / "run")
     finally:
         (small_manifest.parent / "config.yaml").unlink()
     model, _ = load_checkpoint(res.best_checkpoint)
-    assert model.cfg.input_size == 128
+    assert model.cfg.input_size == 96
     assert model.cfg.crop_size == prep["size"] and model.cfg.crop_margin == prep["margin"]
     assert model.cfg.crop_align == prep["align"]
 
@@ -303,3 +303,10 @@ def test_real_only_trains_on_self_blended_fakes(small_manifest: Path, tmp_path: 
     assert res.best_checkpoint.is_file()
     meta = read_checkpoint_metadata(res.best_checkpoint)
     assert meta["train"]["class_balance"]["counts"] == {"real": 12, "fake": 0}
+
+
+def test_input_size_a_model_cannot_take_is_a_clear_error(small_manifest: Path, tmp_path: Path) -> None:
+    from fakescope.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="does not take 128 px"):
+        fit(TrainConfig(**FAST, input_size=128), small_manifest, tmp_path / "run")

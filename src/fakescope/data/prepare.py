@@ -569,9 +569,9 @@ def prepare_dataset(
 
     if pictures not in PICTURE_MODES:
         raise ValueError(f"unknown pictures mode {pictures!r}; choose one of {list(PICTURE_MODES)}")
+    recs = list(records) if records is not None else load_records(kind, root, **(adapter_options or {}))
     if detector == "blazeface" and cropped is not True:  # fail once, up front, rather than once per input
         resolve_blazeface_weights(weights_dir=weights_dir)
-    recs = list(records) if records is not None else load_records(kind, root, **(adapter_options or {}))
     recs = [r if r.dataset else replace(r, dataset=kind) for r in recs]
     if len({(r.dataset, r.video_id) for r in recs}) != len(recs):
         raise ValueError("records must have unique (dataset, video_id) pairs")

@@ -463,6 +463,8 @@ def fit_frames(
     ).to(device)
     model.set_cfg(_data_contract(model.cfg, root, config))
     size = model.cfg.input_size
+    if config.input_size:
+        _check_input_size(model, size, device)
     cache: bool | str = {"auto": "auto", "true": True, "false": False}[config.cache_images]
     train_loader = create_loader(
         train_df,
@@ -785,6 +787,17 @@ def _create_attack(config: TrainConfig, model: nn.Module) -> Any:
     except ImportError as exc:  # pragma: no cover - the attacks package ships with fakescope
         raise ConfigError(f"adversarial training needs fakescope.attacks ({exc})") from exc
     return create_attack(config.adv, model, eps=config.adv_eps, seed=config.seed, steps=config.adv_steps)
+
+
+def _check_input_size(model: nn.Module, size: int, device: torch.device) -> None:
+    """Fail before training when the architecture cannot take ``size`` px input (a head sized for another one)."""
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, size, size, device=device))
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"{model.cfg.arch} does not take {size} px input ({str(exc).splitlines()[0]}); leave input_size unset"
+        ) from exc
 
 
 def _data_contract(cfg: Any, root: str | Path, config: TrainConfig) -> Any:
