@@ -141,3 +141,30 @@ def test_missing_face_weights_fail_once_up_front(tmp_path):
     with pytest.raises(DownloadError, match="not found"):
         prepare_dataset("folder", root, tmp_path / "out", weights_dir=empty)
     assert not (tmp_path / "out" / "failures.csv").exists()  # nothing was attempted file by file
+
+
+def test_prepare_accounts_for_every_bad_input(tmp_path, astronaut):
+    """prepare on a folder of hostile files: every bad one is a failures.csv row, the good ones are in the manifest."""
+    from fakescope.data.manifest import read_manifest
+    from fakescope.data.prepare import prepare_dataset
+
+    root = tmp_path / "data"
+    (root / "real").mkdir(parents=True)
+    (root / "fake").mkdir()
+    Image.fromarray(astronaut).save(root / "real" / "good.jpg", quality=90)
+    Image.fromarray(astronaut[:, ::-1]).save(root / "fake" / "good2.jpg", quality=90)
+    bomb_png(root / "fake" / "bomb.png")
+    (root / "fake" / "notes.jpg").write_text("text\n")
+    (root / "fake" / "sub.mp4").mkdir()
+    os.symlink(root / "fake" / "loop.png", root / "fake" / "loop.png")
+    Image.fromarray(astronaut).save(root / "real" / os.fsdecode(b"caf\xe9.jpg"), quality=90)
+    res = prepare_dataset("folder", root, tmp_path / "out", detector="haar", split_ratios=(1.0, 0.0, 0.0))
+    assert res.n_media == 7 and res.n_failed == 5
+    with open(res.failures_path, newline="", encoding="utf-8") as fh:
+        rows = {Path(r["path"]).name: r["reason"] for r in csv.DictReader(fh)}
+    assert set(rows) == {"bomb.png", "notes.jpg", "sub.mp4", "loop.png", "caf\\xe9.jpg"}
+    assert all(rows.values())
+    assert sorted(read_manifest(res.manifest_path)["media_path"].map(lambda p: Path(p).name)) == [
+        "good.jpg",
+        "good2.jpg",
+    ]

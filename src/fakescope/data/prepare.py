@@ -445,13 +445,21 @@ def _clean_temporaries(out_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def write_failures(path: Path, failures: list[ItemResult]) -> Path:
     """Write ``failures.csv`` (path,reason) atomically; header only when nothing failed."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["path", "reason"])
-    for f in failures:
-        writer.writerow([f.media_path, f.reason])
+    for f in failures:  # undecodable bytes of a file name shown as \xNN, so the CSV is always UTF-8
+        writer.writerow([os.fsencode(f.media_path).decode("utf-8", "backslashreplace"), f.reason])
     atomic_write_text(path, buf.getvalue())
     return path
 
@@ -573,6 +581,8 @@ def prepare_dataset(
     if detector == "blazeface" and cropped is not True:  # fail once, up front, rather than once per input
         resolve_blazeface_weights(weights_dir=weights_dir)
     recs = [r if r.dataset else replace(r, dataset=kind) for r in recs]
+    unnamable = [r for r in recs if not _utf8(str(r.media_path)) or not _utf8(r.video_id)]
+    recs = [r for r in recs if r not in unnamable]  # a manifest holds UTF-8 text: such names get a failure row
     if len({(r.dataset, r.video_id) for r in recs}) != len(recs):
         raise ValueError("records must have unique (dataset, video_id) pairs")
     fingerprint = opts.fingerprint()
@@ -582,7 +592,16 @@ def prepare_dataset(
     n_resumed = len(recs) - len(todo)
     if n_resumed:
         logger.info("resuming: %d of %d inputs already done", n_resumed, len(recs))
-    failures: list[ItemResult] = []
+    failures: list[ItemResult] = [
+        ItemResult(
+            media_path=str(r.media_path),
+            video_id=r.video_id,
+            dataset=r.dataset,
+            ok=False,
+            reason="file name is not valid UTF-8 (rename the file)",
+        )
+        for r in unnamable
+    ]
     timings = dict.fromkeys(STAGES, 0.0)
     n_processed = 0
     if progress is not None:
@@ -635,7 +654,7 @@ def prepare_dataset(
         n_rows=len(df),
         n_failed=len(failures),
         failures_path=failures_path,
-        n_media=len(recs),
+        n_media=len(recs) + len(unnamable),
         n_resumed=n_resumed,
         n_processed=n_processed,
         elapsed_s=elapsed,
