@@ -1,8 +1,10 @@
 """Peak memory of one analysis: a 1080p clip (baseline) against an 8K clip and a 12000x12000 JPEG.
 
 Each input is analysed in a fresh Python process, once the way ``fakescope predict`` does (``Predictor.analyze``)
-and once the way a service job does (``fakescope.serve.worker.run_analysis``); the process reports its own peak
-resident memory (``ru_maxrss``). The 8K clip and the big JPEG are made here (PyAV, Pillow) and are tiny on disk.
+and once the way a service job does (``fakescope.serve.worker.run_analysis``); the process samples its resident
+memory (VmRSS) every 5 ms during the analysis and reports the peak, the memory with the models loaded, and the
+increment between them (the part that could grow with the input). The 8K clip and the big JPEG are made here
+(PyAV, Pillow) and are tiny on disk.
 Decoding is bounded (:data:`fakescope.data.media.MAX_WORKING_SIDE`), so the peaks should stay near the 1080p
 clip's. Prints a table and writes JSON (``--out``).
 
@@ -27,18 +29,36 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 _DRIVER = r"""
-import json, resource, sys
+import json, resource, sys, threading, time
 from pathlib import Path
 from fakescope.predict import Predictor
+
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
 mode, path, faces = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 with Predictor(detector_weights_dir=faces) as pred:
+    base, peak, done = rss_mb(), [0.0], threading.Event()
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.005)
+    t = threading.Thread(target=sample)
+    t.start()
     if mode == "predict":
         res = pred.analyze(path).to_dict()
     else:
         from fakescope.serve.worker import run_analysis
         res, _ = run_analysis(pred, path, filename=path.name, evidence_dir=None)
+    done.set()
+    t.join()
 print(json.dumps({"verdict": res["verdict"], "error": res.get("error"), "n_faces": res["n_faces"],
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "loaded_mb": base, "peak_mb": max(peak[0], rss_mb()), "increment_mb": max(peak[0], rss_mb()) - base,
+                  "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -51,7 +71,7 @@ def make_inputs(folder: Path) -> dict[str, Path]:
     face = data.astronaut()
     big = folder / "12000x12000.jpg"
     canvas = Image.new("RGB", (12000, 12000), (70, 90, 110))
-    canvas.paste(Image.fromarray(face).resize((3000, 3000)), (4500, 3000))
+    canvas.paste(Image.fromarray(face).resize((9000, 9000)), (1500, 1500))
     canvas.save(big, quality=80)
     clip = folder / "8k.mp4"
     frame = np.full((4320, 7680, 3), 60, np.uint8)
@@ -95,12 +115,12 @@ def main() -> None:
                 r = measure("predict" if mode == "predict" else "job", path)
                 base = base or r["peak_mb"]
                 rows.append({"mode": mode, "input": name, "bytes": sizes[name], **r, "ratio": r["peak_mb"] / base})
-    print("| mode | input | file size | verdict | faces | peak MB | vs 1080p |")
-    print("|---|---|---|---|---|---|---|")
+    print("| mode | input | file size | verdict | faces | RSS loaded MB | peak MB | increment MB | peak vs 1080p |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['mode']} | {r['input']} | {r['bytes'] / 1e6:.2f} MB | {r['verdict']} | {r['n_faces']} | "
-            f"{r['peak_mb']:.0f} | {r['ratio']:.2f}x |"
+            f"{r['loaded_mb']:.0f} | {r['peak_mb']:.0f} | {r['increment_mb']:.0f} | {r['ratio']:.2f}x |"
         )
     payload = {"benchmark": "memory", "baseline": "1080p clip", "results": rows, **run_metadata()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
