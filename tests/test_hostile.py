@@ -168,3 +168,21 @@ def test_prepare_accounts_for_every_bad_input(tmp_path, astronaut):
         "good.jpg",
         "good2.jpg",
     ]
+
+
+def test_unreadable_subfolder_is_a_row(tmp_path, monkeypatch):
+    """A folder the process may not list (simulated: tests run as root, which reads everything) gives a row."""
+    root = tmp_path / "in"
+    (root / "locked").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(root / "ok.png")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == root / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = dict(scan_media(root))
+    assert found[root / "ok.png"] is None
+    assert "cannot read folder" in found[root / "locked"] and "Permission denied" in found[root / "locked"]
