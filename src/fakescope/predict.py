@@ -15,7 +15,8 @@ detections unless they are all there is).
 Images are analysed as one frame. Crops follow the detector's crop contract (:mod:`fakescope.data.contract`:
 crop size, margin, alignment and interpolation, stored in its checkpoint), so a face is cut exactly as its
 training crops were. An image that is already a face crop (the face fills the picture, as in face datasets) is
-scored whole, decided by the rule ``prepare`` uses (:func:`fakescope.data.contract.face_in_crop`).
+recognised by the rule ``prepare`` uses (:func:`fakescope.data.contract.face_in_crop`) and becomes its crop as the
+contract's ``crop_pictures`` says: whole, or its face cut like any other (:func:`fakescope.data.contract.crop_picture`).
 """
 
 from __future__ import annotations
