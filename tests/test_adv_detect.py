@@ -23,6 +23,18 @@ def test_squeezers_basic() -> None:
     assert torch.allclose(median_filter(const, 3), torch.full_like(const, 0.3))
 
 
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
+def test_median_filter_is_scipys(size: int) -> None:
+    """The median squeezer equals the paper's reference, ``scipy.ndimage.median_filter(mode="reflect")``."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(size)
+    x = rng.random((2, 3, 7, 9)).astype(np.float32)
+    x[0, 0, :2, :2] = 0.5  # ties
+    ref = ndimage.median_filter(x, size=(1, 1, size, size), mode="reflect")
+    np.testing.assert_array_equal(median_filter(torch.from_numpy(x), size).numpy(), ref)
+
+
 @pytest.fixture(scope="module")
 def demo_split_images(demo_checkpoint):
     from fakescope.attacks.evaluate import load_images

@@ -20,8 +20,9 @@ import torch
 
 from fakescope.attacks._base import format_eps
 from fakescope.attacks.evaluate import json_safe, predict_proba
+from fakescope.data.media import write_h264
 from fakescope.errors import MediaError
-from fakescope.utils.io import atomic_path, atomic_write_text
+from fakescope.utils.io import atomic_write_text
 
 _logger = logging.getLogger(__name__)
 
@@ -50,27 +51,6 @@ def paste_perturbation(frame: np.ndarray, delta: np.ndarray, box: tuple, margin:
     if ix2 > ix1 and iy2 > iy1:
         out[iy1:iy2, ix1:ix2] += big[iy1 - y0 : iy2 - y0, ix1 - x0 : ix2 - x0]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
-def write_h264(path: str | Path, frames: list[np.ndarray], fps: float, crf: int = 23, preset: str = "medium") -> Path:
-    """Encode RGB frames as H.264 (yuv420p, libx264, constant rate factor ``crf``) into an MP4, atomically."""
-    import av
-
-    h, w = frames[0].shape[:2]
-    h2, w2 = h - h % 2, w - w % 2  # yuv420p needs even sides
-    rate = max(1, round(fps)) if fps else 25
-    path = Path(path)
-    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
-        stream.options = {"crf": str(int(crf)), "preset": preset}
-        for image in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h2, :w2]), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def attack_video(

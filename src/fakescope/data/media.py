@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 
 from fakescope.errors import MediaError
+from fakescope.utils.io import atomic_path
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -690,3 +691,31 @@ def sample_frames(
     if not frames:
         raise MediaError(path, "no decodable video frames")
     return frames
+
+
+def write_h264(path: str | Path, frames: list[np.ndarray], fps: float, crf: int = 23, preset: str = "medium") -> Path:
+    """Encode RGB frames as H.264 (yuv420p, libx264, constant rate factor ``crf``) into an MP4, atomically.
+
+    x264's macroblock tree (``mbtree``) is switched off: with it, the same frames encoded twice in one process
+    (or in two processes) gave different bytes and different decoded pixels, which made every result computed
+    from an encoded clip (the demo data, the video attack's re-encoding) irreproducible. Without it the output
+    is a function of the frames and the settings only. Odd sides are cropped by one pixel (yuv420p needs even
+    sides); ``fps`` is rounded to a whole rate (25 if unknown).
+    """
+    import av
+
+    h, w = frames[0].shape[:2]
+    h2, w2 = h - h % 2, w - w % 2
+    rate = max(1, round(fps)) if fps else 25
+    path = Path(path)
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
+        stream.options = {"crf": str(int(crf)), "preset": preset, "x264-params": "mbtree=0"}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h2, :w2]), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

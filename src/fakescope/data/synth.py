@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fakescope.data.media import write_h264
 from fakescope.utils.io import atomic_path, atomic_write_text
 
 _logger = logging.getLogger(__name__)
@@ -300,21 +301,6 @@ def _write_png(path: Path, image: np.ndarray) -> None:
             raise OSError(f"{path}: could not write PNG")
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: int, crf: int = 20) -> None:
-    import av
-
-    h, w = frames[0].shape[:2]
-    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def _video_frames(
     real_full: np.ndarray, fake_full: np.ndarray, box: tuple[float, ...], spec: DemoSpec, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -415,8 +401,8 @@ def build_demo_media(
         fake_photo, _ = self_blend(photo, rng, box=box, config=blend)
         real_frames, fake_frames = _video_frames(photo, fake_photo, box, spec, rng)
         name = f"{clip}.mp4"
-        _write_video(out / "real" / name, real_frames, spec.video_fps)
-        _write_video(out / "fake" / name, fake_frames, spec.video_fps)
+        write_h264(out / "real" / name, real_frames, spec.video_fps, crf=20, preset="veryfast")
+        write_h264(out / "fake" / name, fake_frames, spec.video_fps, crf=20, preset="veryfast")
         rows += _pair_rows(name, clip, clip, "video")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fakescope.utils.io import atomic_write_text
@@ -28,14 +27,30 @@ def reduce_bit_depth(x: torch.Tensor, bits: int) -> torch.Tensor:
     return x + (q - x).detach()
 
 
+def _pad_symmetric(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    """Pad ``dim`` by repeating the edge and mirroring beyond it (``d c b a | a b c d | d c b a``)."""
+    parts = [x.narrow(dim, 0, before).flip(dim)] if before else []
+    parts.append(x)
+    if after:
+        parts.append(x.narrow(dim, x.shape[dim] - after, after).flip(dim))
+    return torch.cat(parts, dim=dim)
+
+
 def median_filter(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Median over ``size x size`` windows of ``B,C,H,W`` images (reflect padding; gradient flows to the median)."""
+    """Median over ``size x size`` windows of ``B,C,H,W`` images, as the feature-squeezing paper computes it.
+
+    The reference implementation (Xu et al., NDSS 2018, EvadeML-Zoo) is ``scipy.ndimage.median_filter`` with
+    ``mode="reflect"``: symmetric padding that repeats the edge pixel, the window placed as scipy places it
+    (``size // 2`` pixels before, the rest after) and, for an even window, the upper of the two middle values.
+    The gradient flows to the chosen value. Sides must be at least ``size // 2``.
+    """
     if size <= 1:
         return x
     lo, hi = size // 2, (size - 1) // 2
-    xp = F.pad(x, (lo, hi, lo, hi), mode="reflect")
+    xp = _pad_symmetric(_pad_symmetric(x, lo, hi, 2), lo, hi, 3)
     patches = xp.unfold(2, size, 1).unfold(3, size, 1)
-    return patches.reshape(*patches.shape[:4], size * size).median(dim=-1).values
+    flat = patches.reshape(*patches.shape[:4], size * size)
+    return flat.sort(dim=-1).values[..., (size * size) // 2]
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
