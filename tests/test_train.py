@@ -310,3 +310,88 @@ def test_input_size_a_model_cannot_take_is_a_clear_error(small_manifest: Path, t
 
     with pytest.raises(ConfigError, match="does not take 128 px"):
         fit(TrainConfig(**FAST, input_size=128), small_manifest, tmp_path / "run")
+
+
+# ------------------------------------------------------------------------------------------------ options
+# Each test fails when its option is ignored (issue 15, item 3). "Frozen" runs use plain SGD at lr 1e-30: the
+# weights cannot move by more than float32 rounding, so such a run's checkpoint is its starting point.
+
+STILL = {"optimizer": "sgd", "momentum": 0.0, "lr": 1e-30}
+
+
+def _params(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The trainable parameters (not the BatchNorm buffers) of a checkpoint."""
+    model, _ = load_checkpoint(checkpoint)
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], names) -> bool:
+    return all(torch.allclose(a[n], b[n], rtol=0, atol=1e-9) for n in names)
+
+
+def test_patience_stops_training_early(demo_checkpoint, small_manifest: Path, tmp_path: Path) -> None:
+    # from the trained demo model at lr 1e-30 the validation AUC cannot improve: patience 1 stops after epoch 2
+    start = {**FAST, **STILL, "init_checkpoint": str(demo_checkpoint[0])}
+    res = fit(TrainConfig(**{**start, "epochs": 5, "patience": 1}), small_manifest, tmp_path / "a")
+    assert len(res.history) == 2 and res.stopped_early
+    res = fit(TrainConfig(**{**start, "epochs": 3, "patience": 0}), small_manifest, tmp_path / "b")
+    assert len(res.history) == 3 and not res.stopped_early
+
+
+def test_balance_loss_weights_the_minority_class(demo_manifest: Path, tmp_path: Path) -> None:
+    """With fakes the minority, ``balance: loss`` multiplies every fake's BCE term by n_real / n_fake = 3."""
+    df = read_manifest(demo_manifest)
+    root = Path(demo_manifest).parent
+    pick = [("train", 0, 18), ("train", 1, 6), ("val", 0, 4), ("val", 1, 4)]
+    small = pd.concat([df[(df.split == s) & (df.label == lab)].head(n) for s, lab, n in pick]).reset_index(drop=True)
+    small["crop_path"] = [str(root / p) for p in small["crop_path"]]
+    manifest = write_manifest(small, tmp_path / "imbalanced.parquet")
+    losses = {}
+    for balance in ("none", "loss"):
+        res = fit(TrainConfig(**{**FAST, **STILL, "epochs": 1, "balance": balance}), manifest, tmp_path / balance)
+        losses[balance] = pd.read_csv(res.run_dir / "steps.csv")["loss"].to_numpy()
+    assert res.balance["pos_weight"] == pytest.approx(3.0)
+    # same weights, same batches: the weighted loss is at least the plain one, and larger where a fake is present
+    assert np.all(losses["loss"] >= losses["none"] - 1e-6) and losses["loss"].sum() > losses["none"].sum() + 1e-3
+
+
+def test_frozen_backbone_epochs_train_only_the_head(small_manifest: Path, tmp_path: Path) -> None:
+    start = _params(fit(TrainConfig(**{**FAST, **STILL, "epochs": 1}), small_manifest, tmp_path / "a").best_checkpoint)
+    cfg = TrainConfig(**{**FAST, "epochs": 1, "lr": 1e-2, "freeze_backbone_epochs": 1})
+    after = _params(fit(cfg, small_manifest, tmp_path / "b").best_checkpoint)
+    backbone = [n for n in start if n.startswith("backbone.")]
+    head = [n for n in start if not n.startswith("backbone.")]
+    assert backbone and head
+    assert _same(start, after, backbone)
+    assert not _same(start, after, head)
+
+
+def test_cosine_schedule_follows_the_formula_per_epoch(small_manifest: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(**{**FAST, "epochs": 4, "scheduler": "cosine", "lr": 1e-3, "min_lr": 1e-5})
+    lrs = [h["lr"] for h in fit(cfg, small_manifest, tmp_path / "run").history]
+    expected = [1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert lrs == pytest.approx(expected, rel=1e-6)
+
+
+def test_grad_clip_bounds_each_step(small_manifest: Path, tmp_path: Path) -> None:
+    """Plain SGD at lr 1 with the gradient norm clipped to 1e-4: two steps move the weights by at most 2e-4."""
+    base = {**FAST, **STILL, "epochs": 1}
+    start = _params(fit(TrainConfig(**base), small_manifest, tmp_path / "a").best_checkpoint)
+    moved = {}
+    for clip in (1e-4, None):
+        cfg = TrainConfig(**{**base, "lr": 1.0, "grad_clip": clip})
+        after = _params(fit(cfg, small_manifest, tmp_path / f"clip{clip}").best_checkpoint)
+        moved[clip] = torch.sqrt(sum(((after[n] - start[n]) ** 2).sum() for n in start)).item()
+    assert 0 < moved[1e-4] <= 2e-4 * 1.01
+    assert moved[None] > 100 * moved[1e-4]
+
+
+def test_init_checkpoint_is_the_starting_point(demo_checkpoint, small_manifest: Path, tmp_path: Path) -> None:
+    ckpt, _ = demo_checkpoint
+    cfg = TrainConfig(**{**FAST, **STILL, "epochs": 1, "init_checkpoint": str(ckpt)})
+    start, after = _params(ckpt), _params(fit(cfg, small_manifest, tmp_path / "run").best_checkpoint)
+    assert start.keys() == after.keys() and _same(start, after, start)
+    fresh = _params(
+        fit(TrainConfig(**{**FAST, **STILL, "epochs": 1}), small_manifest, tmp_path / "fresh").best_checkpoint
+    )
+    assert not _same(start, fresh, start)
