@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +40,11 @@ _logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("mean", "max", "confident_mean")
 RUNTIMES = ("torch", "onnx")
+SAMPLINGS = ("even", "keyframes")
+#: Decoded frames waiting for face detection at most (the decoder thread blocks beyond it: bounded memory).
+QUEUE_FRAMES = 4
+#: Face crops scored together while a video is still being decoded (the rest in a last, smaller batch).
+STREAM_BATCH = 8
 Verdict = Literal["fake", "real", "no-face", "error"]
 
 
@@ -188,12 +195,19 @@ class LoadedModel:
     runtime: str
     info: dict[str, Any]
     contract: Any = None
+    torch_loader: Callable[[], Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.contract is None:
             from fakescope.data.contract import CropContract
 
             self.contract = CropContract(size=self.input_size)
+
+    def get_torch_model(self) -> Any:
+        """The torch detector, loaded now if only its ONNX export was (Grad-CAM, adversarial scores); or None."""
+        if self.torch_model is None and self.torch_loader is not None:
+            self.torch_model = self.torch_loader()
+        return self.torch_model
 
 
 def load_model(
@@ -206,13 +220,19 @@ def load_model(
 ) -> LoadedModel:
     """Load a detector for prediction.
 
+    With ``runtime="onnx"`` torch is not imported at all for an ``.onnx`` file, nor for a checkpoint or bundled
+    detector exported before: the export is kept in the cache (``<cache>/onnx/``, keyed by the weights' SHA-256
+    and the fakescope version) and reused. The torch model is then loaded only if something needs it
+    (:meth:`LoadedModel.get_torch_model`: Grad-CAM, adversarial scores).
+
     Args:
         model: anything :func:`fakescope.models.load_model` takes (a named pretrained detector such as
             ``meso4.mesonet_df``, a named ensemble, a ``.safetensors`` checkpoint, a k-fold ``ensemble.json``, a
             built module, or a bare architecture: random weights, benchmarks only), or an exported ``.onnx`` file.
-        runtime: ``"torch"`` (eager PyTorch) or ``"onnx"`` (ONNX Runtime; torch models are exported in memory).
+        runtime: ``"torch"`` (eager PyTorch), ``"onnx"`` (ONNX Runtime; torch models are exported in memory) or
+            ``"auto"`` (:func:`resolve_runtime`).
         weights_dir: offline folder holding pretrained weight files.
-        cache_dir: download cache for pretrained weights.
+        cache_dir: download cache for pretrained weights (and the ONNX exports).
         num_threads: ONNX Runtime intra-op threads (default: all cores).
 
     Raises:
@@ -220,39 +240,83 @@ def load_model(
         CheckpointError: unreadable checkpoint.
         DownloadError: pretrained weights unavailable.
     """
+    if runtime == "auto":
+        runtime = resolve_runtime(model, cache_dir)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of: auto, {', '.join(RUNTIMES)}")
+    cached: Path | None = None
+    if isinstance(model, str | Path):
+        path = Path(str(model))
+        if path.suffix.lower() == ".onnx":
+            return _load_onnx(path, num_threads)
+        if runtime == "onnx":
+            cached = onnx_cache_path(model, cache_dir)
+            if cached is not None and cached.is_file():
+                from fakescope.errors import CheckpointError
+
+                try:
+                    loaded = _load_onnx(cached, num_threads)
+                except CheckpointError as exc:
+                    _logger.warning("%s: unusable cached export, exporting again (%s)", cached, exc)
+                else:
+                    loaded.torch_loader = lambda: _load_torch(model, weights_dir, cache_dir)[0]
+                    return loaded
+    torch_model, name, threshold, info, cfg = _load_torch(model, weights_dir, cache_dir)
+    input_size = int(cfg.input_size) if cfg is not None else 224
+    net: Any = torch_model
+    if runtime == "onnx":
+        from fakescope.export import OnnxDetector, export_onnx_bytes
+
+        meta = {"model": name, "threshold": threshold, "info": info}
+        if cfg is not None:
+            meta["cfg"] = cfg.to_dict()
+        data = export_onnx_bytes(torch_model, input_size, metadata=meta)
+        if cached is not None:
+            from fakescope.utils.io import atomic_write_bytes
+
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(cached, data)
+            except OSError as exc:  # a read-only cache only costs the next start an export
+                _logger.warning("cannot keep the ONNX export in %s (%s)", cached, exc)
+        net = OnnxDetector(data, num_threads=num_threads)
+    from fakescope.data.contract import CropContract
+
+    contract = CropContract.from_cfg(cfg) if cfg is not None else None
+    return LoadedModel(net, torch_model, name, input_size, threshold, runtime, info, contract)
+
+
+def resolve_runtime(model: Any, cache_dir: str | Path | None = None) -> str:
+    """What ``runtime="auto"`` means for ``model``: ``"onnx"`` when ONNX Runtime is installed and the model is an
+    ``.onnx`` file or one whose export can be kept in the cache (:func:`onnx_cache_path`), else ``"torch"``.
+
+    Later starts then skip torch altogether (about 0.5 s instead of 2.5 s to the first result on 2 cores).
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None or not isinstance(model, str | Path):
+        return "torch"
+    if Path(str(model)).suffix.lower() == ".onnx" or onnx_cache_path(model, cache_dir) is not None:
+        return "onnx"
+    return "torch"
+
+
+def _load_torch(model: Any, weights_dir: str | Path | None, cache_dir: str | Path | None) -> tuple[Any, ...]:
+    """The torch detector in eval mode, its name, threshold, provenance and cfg."""
     import torch
 
-    from fakescope.data.contract import CropContract
-    from fakescope.export import OnnxDetector, export_onnx_bytes
-    from fakescope.models import Detector, DetectorCfg
+    from fakescope.models import Detector
     from fakescope.models import load_model as load_torch_model
 
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
     threshold = 0.5
     info: dict[str, Any] = {}
     if isinstance(model, torch.nn.Module):
         torch_model: Any = model
         name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
     else:
-        path = Path(str(model))
-        if path.suffix.lower() == ".onnx":
-            onnx = OnnxDetector(path, num_threads=num_threads)
-            meta = onnx.meta
-            onnx_cfg = DetectorCfg.from_dict(meta["cfg"]) if isinstance(meta.get("cfg"), dict) else None
-            return LoadedModel(
-                net=onnx,
-                torch_model=None,
-                name=str(meta.get("model", path.stem)),
-                input_size=onnx.input_size,
-                threshold=float(meta.get("threshold", 0.5)),
-                runtime="onnx",
-                info={"source": str(path), **meta},
-                contract=CropContract.from_cfg(onnx_cfg) if onnx_cfg is not None else None,
-            )
         torch_model, meta = load_torch_model(model, weights_dir=weights_dir, cache_dir=cache_dir)
         threshold = float(meta.get("threshold", 0.5))
-        name = str(meta.get("model") or meta.get("name") or path.stem)
+        name = str(meta.get("model") or meta.get("name") or Path(str(model)).stem)
         if "source" in meta:
             info = {"source": meta["source"], "checkpoint": {k: meta[k] for k in meta if k != "config"}}
         elif isinstance(torch_model, Detector) and "." not in name:
@@ -265,15 +329,71 @@ def load_model(
         info.setdefault("cfg", cfg.to_dict())
         if cfg.trained_on:
             info["trained_on"] = cfg.trained_on
-    input_size = int(cfg.input_size) if cfg is not None else 224
     if not isinstance(torch_model, Detector):
         _logger.debug("model %s is not a fakescope Detector; assuming the Detector call contract", name)
-    net: Any = torch_model
-    if runtime == "onnx":
-        meta = {"model": name, "threshold": threshold, **({"cfg": cfg.to_dict()} if cfg is not None else {})}
-        net = OnnxDetector(export_onnx_bytes(torch_model, input_size, metadata=meta), num_threads=num_threads)
-    contract = CropContract.from_cfg(cfg) if cfg is not None else None
-    return LoadedModel(net, torch_model, name, input_size, threshold, runtime, info, contract)
+    return torch_model, name, threshold, info, cfg
+
+
+def _load_onnx(path: Path, num_threads: int | None) -> LoadedModel:
+    """An exported ``.onnx`` file (no torch import)."""
+    from fakescope.export import OnnxDetector
+
+    onnx = OnnxDetector(path, num_threads=num_threads)
+    meta = onnx.meta
+    cfg = meta.get("cfg") if isinstance(meta.get("cfg"), dict) else None
+    info = meta["info"] if isinstance(meta.get("info"), dict) else {"source": str(path), **meta}
+    return LoadedModel(
+        net=onnx,
+        torch_model=None,
+        name=str(meta.get("model", path.stem)),
+        input_size=onnx.input_size,
+        threshold=float(meta.get("threshold", 0.5)),
+        runtime="onnx",
+        info=info,
+        contract=contract_from_cfg_dict(cfg) if cfg is not None else None,
+    )
+
+
+def contract_from_cfg_dict(cfg: dict[str, Any]) -> Any:
+    """The crop contract of a ``DetectorCfg.to_dict()`` (ONNX metadata) without importing the model registry.
+
+    Missing keys take ``DetectorCfg``'s defaults (a test keeps the two in step).
+    """
+    from fakescope.data.contract import CropContract
+
+    return CropContract(
+        size=int(cfg.get("input_size", 224)),
+        crop_size=cfg.get("crop_size"),
+        margin=float(cfg.get("crop_margin", 0.3)),
+        align=bool(cfg.get("crop_align", False)),
+        interpolation=str(cfg.get("interpolation", "area")),
+        pictures=str(cfg.get("crop_pictures", "whole")),
+    )
+
+
+def onnx_cache_path(model: Any, cache_dir: str | Path | None = None) -> Path | None:
+    """Where the ONNX export of ``model`` is kept, or None when its weights cannot be identified without torch.
+
+    A ``.safetensors`` checkpoint and a named detector whose weights ship inside the package are identified by
+    the SHA-256 of their file; the fakescope version is part of the key too.
+    """
+    import hashlib
+
+    from fakescope import __version__
+    from fakescope.utils.download import DEFAULT_CACHE, sha256_file
+
+    text = str(model)
+    path = Path(text)
+    if path.suffix.lower() == ".safetensors" and path.is_file():
+        weights, label = path, path.stem
+    else:
+        weights = Path(__file__).parent / "models" / "weights" / f"{text}.safetensors"
+        label = text
+        if "/" in text or not weights.is_file():
+            return None
+    key = hashlib.sha256(f"{__version__}:{text if label == text else ''}:{sha256_file(weights)}".encode()).hexdigest()
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label) or "model"
+    return Path(cache_dir if cache_dir is not None else DEFAULT_CACHE) / "onnx" / f"{safe}-{key[:16]}.onnx"
 
 
 # --------------------------------------------------------------------------------------------------- predictor
@@ -282,7 +402,8 @@ class Predictor:
 
     Args:
         model: see :func:`load_model` (default: the MesoInception-4 weights trained on MesoNet's Deepfake set).
-        runtime: ``"torch"`` or ``"onnx"``.
+        runtime: ``"torch"``, ``"onnx"`` or ``"auto"`` (ONNX Runtime when the export can be cached, see
+            :func:`resolve_runtime`).
         detector: face detector backend (``"blazeface"`` or ``"haar"``), or an object with ``.detect``.
         num_frames: frames sampled evenly from each video.
         aggregation: ``mean``, ``max`` or ``confident_mean`` (frames -> track).
@@ -295,7 +416,11 @@ class Predictor:
         cache_dir: download cache.
         detector_weights_dir: offline folder with the face detector's model file.
         adv_detector: a fitted :class:`fakescope.defenses.FeatureSqueezing` JSON file; adds ``adv_suspicion``.
-        num_threads: ONNX Runtime intra-op threads (default: all cores).
+        num_threads: ONNX Runtime intra-op threads (default: ``threads``, else all cores).
+        sampling: ``"even"`` (``num_frames`` evenly spaced frames) or ``"keyframes"`` (at most ``num_frames`` of
+            the video's keyframes: much less decoding, but other frames, so other scores; opt-in).
+        threads: this predictor's CPU budget: video decoder threads, and ONNX Runtime threads unless
+            ``num_threads`` is given (None: the libraries' defaults, one per core). Parallel workers get a share.
     """
 
     def __init__(
@@ -315,13 +440,23 @@ class Predictor:
         detector_weights_dir: str | Path | None = None,
         adv_detector: str | Path | None = None,
         num_threads: int | None = None,
+        sampling: str = "even",
+        threads: int | None = None,
     ) -> None:
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; choose one of: {', '.join(SAMPLINGS)}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; choose one of: {', '.join(AGGREGATIONS)}")
         if num_frames < 1:
             raise ValueError(f"num_frames must be at least 1, got {num_frames}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.sampling = sampling
+        self.threads = threads
+        if num_threads is None:
+            num_threads = threads
         self.loaded = load_model(model, runtime, weights_dir=weights_dir, cache_dir=cache_dir, num_threads=num_threads)
         self.runtime = self.loaded.runtime
         self.num_frames = num_frames
@@ -360,6 +495,7 @@ class Predictor:
             "threshold": self.threshold,
             "aggregation": self.aggregation,
             "num_frames": self.num_frames,
+            "sampling": self.sampling,
             "face_detector": self.detector_name,
             "adv_detector": self.adv is not None,
             **self.loaded.info,
@@ -430,10 +566,17 @@ class Predictor:
 
     def score_crops(self, crops: np.ndarray) -> np.ndarray:
         """P(fake) of face crops ``N,S,S,3`` uint8 RGB (already at the model's input size)."""
-        import torch
-
         if len(crops) == 0:
             return np.zeros(0, dtype=np.float32)
+        if self.runtime == "onnx":  # numpy in, numpy out: no torch import
+            out = []
+            for i in range(0, len(crops), self.batch_size):
+                x = np.ascontiguousarray(crops[i : i + self.batch_size].transpose(0, 3, 1, 2), dtype=np.float32)
+                logits = np.asarray(self.loaded.net(x / np.float32(255.0)), dtype=np.float32).reshape(-1)
+                out.append((1.0 / (1.0 + np.exp(-logits))).astype(np.float32))
+            return np.concatenate(out)
+        import torch
+
         out = []
         with torch.inference_mode():
             for i in range(0, len(crops), self.batch_size):
@@ -448,46 +591,35 @@ class Predictor:
         Raises:
             MediaError: the file cannot be read.
         """
-        kind, frames = self._decode(Path(path))
-        return self._faces(frames, kind)
+        path = Path(path)
+        if self._kind(path) == "image":
+            return self._image_crops(path)
+        crops, _ = self._video_crops(path, {}, lambda _: None, score=False)
+        return crops
 
     # -- internals --------------------------------------------------------------------------------------------
-    def _decode(self, path: Path) -> tuple[str, list[Any]]:
+    def _kind(self, path: Path) -> str:
         from fakescope.data import media
 
         if path.is_dir():
             raise MediaError(path, "is a directory, not a media file")
         if not path.exists():
             raise MediaError(path, "file not found")
-        kind = media.media_kind(path)
-        if kind == "image":
-            return kind, [media.Frame(index=0, timestamp=0.0, image=media.read_image(path))]
-        return kind, media.sample_frames(path, num_frames=self.num_frames)
+        return media.media_kind(path)
 
     def _analyze(
         self, path: Path, result: FileResult, explain_dir: str | Path | None, progress: Callable[[float], None]
     ) -> None:
-        t0 = time.perf_counter()
-        kind, frames = self._decode(path)
+        kind = self._kind(path)
         result.kind = kind
-        t1 = time.perf_counter()
-        result.timings["decode"] = t1 - t0
-        progress(0.4)
-        result.n_frames = len(frames)
-        if not frames:
-            raise MediaError(path, "no frames could be decoded")
-        crops = self._faces(frames, kind)
-        t2 = time.perf_counter()
-        result.timings["detect"] = t2 - t1
-        progress(0.6)
+        if kind == "image":
+            crops, probs = self._score_image(path, result, progress)
+        else:
+            crops, probs = self._video_crops(path, result.timings, progress, score=True)
+            result.n_frames = int(result.timings.pop("n_frames", 0))
         if not crops:
             result.verdict = "no-face"
-            result.timings["infer"] = 0.0
             return
-        images = np.stack([c.image for c in crops])
-        probs = self.score_crops(images)
-        t3 = time.perf_counter()
-        result.timings["infer"] = t3 - t2
         progress(0.8 if explain_dir is not None else 0.95)
         result.frames = [
             FrameScore(
@@ -501,6 +633,7 @@ class Predictor:
             raise ValueError("the detector returned a non-finite score")
         result.fake_prob = file_prob
         result.verdict = "fake" if file_prob >= self.threshold else "real"
+        images = np.stack([c.image for c in crops]) if self.adv is not None or explain_dir is not None else None
         if self.adv is not None:
             scores = self.adv.score(images)
             result.adv_suspicion = float(np.max(scores))
@@ -511,30 +644,117 @@ class Predictor:
             self._explain(path, result, images, kind, Path(explain_dir))
             result.timings["explain"] = time.perf_counter() - t4
 
-    def _faces(self, frames: list[Any], kind: str) -> list[Any]:
-        """Face crops at the model's input size, cut as the detector's crop contract says."""
+    def _score_image(
+        self, path: Path, result: FileResult, progress: Callable[[float], None]
+    ) -> tuple[list[Any], np.ndarray]:
+        """One image: read, detect and cut, score (one stage after the other)."""
+        t0 = time.perf_counter()
+        crops = self._image_crops(path, result.timings)
+        result.n_frames = 1
+        progress(0.6)
+        t1 = time.perf_counter()
+        probs = self.score_crops(np.stack([c.image for c in crops])) if crops else np.zeros(0, np.float32)
+        result.timings["infer"] = time.perf_counter() - t1
+        result.timings.setdefault("detect", t1 - t0 - result.timings.get("decode", 0.0))
+        return crops, probs
+
+    def _image_crops(self, path: Path, timings: dict[str, float] | None = None) -> list[Any]:
+        """Face crops of an image at the model's input size, cut as the detector's crop contract says."""
+        from fakescope.data import media
         from fakescope.data.contract import crop_picture, face_in_crop
         from fakescope.data.faces import FaceCrop, extract_faces
 
+        t0 = time.perf_counter()
+        frame = media.Frame(index=0, timestamp=0.0, image=media.read_image(path))
+        t1 = time.perf_counter()
         c = self.contract
-        if kind == "image":
-            whole = face_in_crop(frames[0].image, self.face_detector)
-            if whole is not None:
-                _logger.info("image is a face crop: scoring it whole")
-                crop = c.model_input(crop_picture(frames[0].image, whole, c))
-                return [FaceCrop(0, 0.0, 0, tuple(whole.box), whole.score, crop, whole.landmarks)]
-        crops = extract_faces(
-            frames,
-            self.face_detector,
-            size=c.cut_size,
-            margin=c.margin,
-            max_faces=self.max_faces,
-            align=c.align,
-            interpolation=c.interpolation,
-        )
-        for crop in crops:
-            crop.image = c.model_input(crop.image)
+        whole = face_in_crop(frame.image, self.face_detector)
+        if whole is not None:
+            _logger.info("image is a face crop: scoring it whole")
+            crop = c.model_input(crop_picture(frame.image, whole, c))
+            crops = [FaceCrop(0, 0.0, 0, tuple(whole.box), whole.score, crop, whole.landmarks)]
+        else:
+            crops = extract_faces(
+                [frame],
+                self.face_detector,
+                size=c.cut_size,
+                margin=c.margin,
+                max_faces=self.max_faces,
+                align=c.align,
+                interpolation=c.interpolation,
+            )
+            for crop in crops:
+                crop.image = c.model_input(crop.image)
+        if timings is not None:
+            timings["decode"], timings["detect"] = t1 - t0, time.perf_counter() - t1
         return crops
+
+    def _video_crops(
+        self, path: Path, timings: dict[str, float], progress: Callable[[float], None], *, score: bool
+    ) -> tuple[list[Any], np.ndarray]:
+        """The video pipeline: decoding (a thread) overlaps face detection, cutting and batched inference.
+
+        Frames pass through a queue of :data:`QUEUE_FRAMES`, and each frame is dropped once its faces are cut,
+        so memory holds a few frames whatever the video's length. Crops are the ones
+        :func:`fakescope.data.faces.extract_faces` cuts from the same frames; track ids are linked at the end.
+        ``timings`` gets the seconds spent decoding (in the thread), detecting and cutting, and inferring, plus
+        ``n_frames``.
+        """
+        from fakescope.data.contract import CropContract, cut_face
+        from fakescope.data.faces import FaceCrop, link_tracks
+
+        c = self.contract
+        cut = CropContract(size=c.cut_size, margin=c.margin, align=c.align, interpolation=c.interpolation)
+        feed = _FrameFeed(path, self)
+        boxes: list[list[Any]] = []
+        pending: list[Any] = []  # (frame, face, model input) not yet scored
+        done: list[tuple[Any, Any, Any]] = []
+        probs: list[np.ndarray] = []
+        detect_s = infer_s = 0.0
+        t_start = time.perf_counter()
+
+        def flush() -> None:
+            nonlocal infer_s
+            t = time.perf_counter()
+            probs.append(self.score_crops(np.stack([p[2] for p in pending])))
+            infer_s += time.perf_counter() - t
+            done.extend(pending)
+            pending.clear()
+
+        try:
+            for n, frame in enumerate(feed, start=1):
+                t = time.perf_counter()
+                faces = self.face_detector.detect(frame.image)
+                faces = faces[: self.max_faces] if self.max_faces is not None else faces
+                boxes.append([f.box for f in faces])
+                where = (frame.index, frame.timestamp, len(boxes) - 1)
+                pending.extend((where, face, c.model_input(cut_face(frame.image, face, cut))) for face in faces)
+                detect_s += time.perf_counter() - t
+                del frame
+                if score and len(pending) >= min(STREAM_BATCH, self.batch_size):
+                    flush()
+                progress(min(0.9, 0.05 + 0.85 * n / self.num_frames))
+            if score and pending:
+                flush()
+            done.extend(pending)
+        finally:
+            feed.close()
+        ids = link_tracks(boxes)
+        seen: dict[int, int] = {}  # frame position -> faces of that frame placed so far (in detection order)
+        crops = []
+        for (index, ts, pos), face, image in done:
+            k = seen[pos] = seen.get(pos, -1) + 1
+            crops.append(FaceCrop(index, ts, ids[pos][k], face.box, face.score, image, face.landmarks))
+        timings.update(
+            decode=feed.decode_s,
+            detect=detect_s,
+            infer=infer_s,
+            wait=max(0.0, time.perf_counter() - t_start - detect_s - infer_s),
+            n_frames=float(len(boxes)),
+        )
+        if not boxes:
+            raise MediaError(path, "no frames could be decoded")
+        return crops, (np.concatenate(probs) if probs else np.zeros(0, np.float32))
 
     def _explain(self, path: Path, result: FileResult, images: np.ndarray, kind: str, explain_dir: Path) -> None:
         from fakescope.explain import gradcam_heatmaps, plot_timeline, save_overlay
@@ -542,10 +762,11 @@ class Predictor:
         out = explain_dir / _safe_stem(path)
         out.mkdir(parents=True, exist_ok=True)
         overlays: list[str] = []
-        if self.loaded.torch_model is None:
+        torch_model = self.loaded.get_torch_model()
+        if torch_model is None:
             result.evidence["note"] = "Grad-CAM needs the PyTorch model; an .onnx file alone cannot be explained"
         else:
-            heat = gradcam_heatmaps(self.loaded.torch_model, images, batch_size=min(self.batch_size, 16))
+            heat = gradcam_heatmaps(torch_model, images, batch_size=min(self.batch_size, 16))
             for fs, img, hm in zip(result.frames, images, heat, strict=True):
                 p = out / f"frame{fs.frame_index:05d}_track{fs.track_id}_p{fs.fake_prob:.2f}.png"
                 save_overlay(img, hm, p)
@@ -558,6 +779,77 @@ class Predictor:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+class _FrameFeed:
+    """Decode a video's wanted frames in a thread, into a bounded queue; iterate to receive them in order.
+
+    PyAV releases the GIL while FFmpeg decodes, so decoding runs alongside face detection and inference. The
+    queue holds at most :data:`QUEUE_FRAMES` frames (the thread waits beyond it). An error of the decoder is
+    raised by the iteration; :meth:`close` stops the thread early (a consumer that fails).
+    """
+
+    _END = object()
+
+    def __init__(self, path: Path, predictor: Predictor) -> None:
+        from fakescope.data.media import iter_frames
+
+        self._frames = iter_frames(
+            path,
+            num_frames=predictor.num_frames,
+            threads=predictor.threads,
+            keyframes=predictor.sampling == "keyframes",
+        )
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._stop = threading.Event()
+        self.decode_s = 0.0
+        self._thread = threading.Thread(target=self._run, name="fakescope-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                t = time.perf_counter()
+                try:
+                    frame = next(self._frames)
+                except StopIteration:
+                    break
+                finally:
+                    self.decode_s += time.perf_counter() - t
+                if not self._put(frame):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+        finally:
+            self._frames.close()
+
+    def __iter__(self) -> Any:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the decoder thread and wait for it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.05)
+
+
 def _fail(result: FileResult, reason: str) -> None:
     result.verdict = "error"
     result.error = reason
@@ -590,9 +882,10 @@ def _load_adv_detector(path: str | Path, loaded: LoadedModel) -> Any:
     """Load a fitted feature-squeezing detector (JSON) bound to the predictor's torch model."""
     from fakescope.defenses.evaluate import load_detectors
 
-    if loaded.torch_model is None:
+    torch_model = loaded.get_torch_model()
+    if torch_model is None:
         raise ValueError("--adv-detector needs the PyTorch model (a checkpoint or a name), not an .onnx file")
-    squeezer, _, _ = load_detectors(path, loaded.torch_model)
+    squeezer, _, _ = load_detectors(path, torch_model)
     return _SqueezeAdapter(squeezer)
 
 

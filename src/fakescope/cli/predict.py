@@ -47,8 +47,16 @@ _CSV_COLUMNS = (
 class Runtime(StrEnum):
     """Inference runtimes."""
 
+    auto = "auto"
     torch = "torch"
     onnx = "onnx"
+
+
+class Sampling(StrEnum):
+    """Which frames of a video are analysed."""
+
+    even = "even"
+    keyframes = "keyframes"
 
 
 class Aggregation(StrEnum):
@@ -153,8 +161,24 @@ def register(app: typer.Typer) -> None:
             "-m",
             help="Pretrained detector name (fakescope models list), a .safetensors checkpoint or an .onnx file.",
         ),
-        runtime: Runtime = typer.Option(Runtime.torch, "--runtime", help="Eager PyTorch or ONNX Runtime."),
-        frames: int = typer.Option(32, "--frames", min=1, help="Frames sampled evenly from each video."),
+        runtime: Runtime = typer.Option(
+            Runtime.auto,
+            "--runtime",
+            help="auto: ONNX Runtime when the model's export can be cached (bundled detector, .safetensors, .onnx), "
+            "else eager PyTorch.",
+        ),
+        frames: int = typer.Option(32, "--frames", min=1, help="Frames sampled from each video."),
+        sampling: Sampling = typer.Option(
+            Sampling.even,
+            "--sampling",
+            help="even: frames evenly spaced; keyframes: only keyframes (far less decoding, other frames: opt-in).",
+        ),
+        workers: int | None = typer.Option(
+            None, "--workers", "-j", min=1, help="Worker processes, each with its own model (default: all cores)."
+        ),
+        threads: int | None = typer.Option(
+            None, "--threads", min=1, help="CPU threads per worker (default: an even share of the cores)."
+        ),
         aggregation: Aggregation = typer.Option(
             Aggregation.mean, "--aggregation", help="Frames -> person track (the file takes the highest track)."
         ),
@@ -190,61 +214,45 @@ def register(app: typer.Typer) -> None:
         """
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from fakescope.errors import FakescopeError
-        from fakescope.predict import FileResult, Predictor
+        from fakescope.batch import ModelLoadError, analyze_files
 
         err = Console(stderr=True)
         inputs = expand_inputs(paths)
         if not inputs:
             err.print("[bold red]error:[/] no image or video files found in the given paths")
             raise typer.Exit(EXIT_USAGE)
-        try:
-            predictor = Predictor(
-                model,
-                runtime=runtime.value,
-                detector=detector,
-                num_frames=frames,
-                aggregation=aggregation.value,
-                threshold=threshold,
-                batch_size=batch_size,
-                weights_dir=weights_from,
-                cache_dir=cache_dir,
-                detector_weights_dir=detector_from,
-                adv_detector=adv_detector,
-            )
-        except (FakescopeError, ValueError, KeyError) as exc:
-            err.print(f"[bold red]error:[/] cannot load the model: {exc}", highlight=False)
-            raise typer.Exit(EXIT_USAGE) from None
-
+        kwargs = {
+            "model": model,
+            "runtime": runtime.value,
+            "detector": detector,
+            "num_frames": frames,
+            "sampling": sampling.value,
+            "aggregation": aggregation.value,
+            "threshold": threshold,
+            "batch_size": batch_size,
+            "weights_dir": weights_from,
+            "cache_dir": cache_dir,
+            "detector_weights_dir": detector_from,
+            "adv_detector": adv_detector,
+        }
         results: list[FileResult] = []
-        with (
-            predictor,
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-                disable=len(inputs) < 2,
-            ) as progress,
-        ):
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=len(inputs) < 2,
+        ) as progress:
             task = progress.add_task("analysing", total=len(inputs))
-            for path, missing in inputs:
-                progress.update(task, description=f"analysing {display_path(path.name)}")
-                if missing is not None:
-                    res = FileResult(
-                        path=str(path),
-                        error=missing,
-                        threshold=predictor.threshold,
-                        aggregation=predictor.aggregation,
-                        model=predictor.model_name,
-                        runtime=predictor.runtime,
-                    )
-                else:
-                    res = predictor.analyze(path, explain_dir=explain)
-                results.append(res)
-                progress.advance(task)
+            try:
+                for res in analyze_files(inputs, kwargs, workers=workers, threads=threads, explain_dir=explain):
+                    results.append(res)
+                    progress.update(task, advance=1, description=f"analysed {display_path(Path(res.path).name)}")
+            except ModelLoadError as exc:
+                err.print(f"[bold red]error:[/] cannot load the model: {exc}", highlight=False)
+                raise typer.Exit(EXIT_USAGE) from None
 
         if csv_path is not None:
             write_csv(results, csv_path)

@@ -37,10 +37,10 @@ def serve(
         None, "--max-video-seconds", help="Longest accepted video (default: 120)."
     ),
     workers: int | None = typer.Option(
-        None, "--workers", help="Background job workers, each with its own model copy (default: 1)."
+        None, "--workers", help="Workers, each with its own model copy (default: one per core)."
     ),
     threads: int | None = typer.Option(
-        None, "--threads", help="CPU threads for inference (default: all cores; 1 is often faster on a busy machine)."
+        None, "--threads", help="CPU threads per worker (default: an even share of the cores)."
     ),
     no_explain: bool = typer.Option(False, "--no-explain", help="Skip Grad-CAM heatmaps (faster)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),

@@ -1,25 +1,31 @@
-"""Evaluation: binary metrics, frame -> video aggregation, checkpoint reports and the run comparison table."""
+"""Evaluation: binary metrics, frame -> video aggregation, checkpoint reports and the run comparison table.
 
-from fakescope.eval.aggregate import aggregate_scores as aggregate_scores
-from fakescope.eval.aggregate import confident_mean as confident_mean
-from fakescope.eval.compare import compare_runs as compare_runs
-from fakescope.eval.compare import cross_dataset_matrix as cross_dataset_matrix
-from fakescope.eval.metrics import binary_metrics as binary_metrics
-from fakescope.eval.metrics import choose_threshold as choose_threshold
-from fakescope.eval.metrics import eer as eer
-from fakescope.eval.metrics import one_class_warning as one_class_warning
-from fakescope.eval.report import evaluate_checkpoint as evaluate_checkpoint
-from fakescope.eval.report import evaluate_scores as evaluate_scores
+The names below are re-exported lazily, so that ``fakescope.eval.aggregate`` (which ``predict`` needs) does not
+pull in scikit-learn, pandas and torch through the report modules.
+"""
 
-__all__ = [
-    "aggregate_scores",
-    "binary_metrics",
-    "choose_threshold",
-    "compare_runs",
-    "confident_mean",
-    "cross_dataset_matrix",
-    "eer",
-    "evaluate_checkpoint",
-    "evaluate_scores",
-    "one_class_warning",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "aggregate_scores": "fakescope.eval.aggregate",
+    "confident_mean": "fakescope.eval.aggregate",
+    "compare_runs": "fakescope.eval.compare",
+    "cross_dataset_matrix": "fakescope.eval.compare",
+    "binary_metrics": "fakescope.eval.metrics",
+    "choose_threshold": "fakescope.eval.metrics",
+    "eer": "fakescope.eval.metrics",
+    "one_class_warning": "fakescope.eval.metrics",
+    "evaluate_checkpoint": "fakescope.eval.report",
+    "evaluate_scores": "fakescope.eval.report",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fakescope.eval' has no attribute {name!r}")

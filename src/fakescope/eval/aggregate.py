@@ -21,10 +21,12 @@ Methods:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Method = Literal["mean", "max", "confident_mean"]
 METHODS: tuple[str, ...] = ("mean", "max", "confident_mean")
@@ -92,6 +94,8 @@ def aggregate_scores(
     Raises:
         ValueError: lengths differ, an unknown method, or one video has both labels.
     """
+    import pandas as pd
+
     if method not in METHODS:
         raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(METHODS)}")
     if track_reduce not in ("max", "mean"):

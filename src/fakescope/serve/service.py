@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,7 +94,7 @@ def load_predictor(settings: Settings) -> Any:
         weights_dir=settings.weights_dir,
         cache_dir=settings.home,
         detector_weights_dir=settings.face_weights_dir,
-        num_threads=settings.threads,
+        threads=settings.resolved_threads,
     )
 
 
@@ -166,18 +167,20 @@ class Service:
             _logger.warning("re-queued %d job(s) interrupted by a restart", len(requeued))
         for jid in failed:
             self._drop_job_files(jid)
-        if self.settings.threads is not None:
+        workers, threads = self.settings.resolved_workers, self.settings.resolved_threads
+        self.pool = PredictorPool([self._factory(self.settings) for _ in range(workers)])
+        if threads is not None and "torch" in sys.modules:  # one intra-op pool per process: each worker's share
             import torch
 
-            torch.set_num_threads(self.settings.threads)
-        self.pool = PredictorPool([self._factory(self.settings) for _ in range(self.settings.workers)])
+            torch.set_num_threads(threads)
+        _logger.info("%d worker(s), %s thread(s) each", workers, threads or "all")
         if self.settings.explain:
             _warm_up_explain()
         self.worker = JobWorker(
             self.store,
             self.pool,
             self.evidence_dir,
-            threads=self.settings.workers,
+            threads=workers,
             explain=self.settings.explain,
             poll_interval_s=self.settings.poll_interval_s,
             job_timeout_s=self.settings.job_timeout_s,

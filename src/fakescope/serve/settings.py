@@ -27,12 +27,13 @@ class Settings(BaseSettings):
         face_weights_dir: local folder with the face detector's model file (offline use).
         num_frames: frames sampled per video.
         aggregation: video aggregation (``mean``, ``max``, ``confident_mean``).
-        threads: CPU threads for inference (torch intra-op and ONNX Runtime); None keeps the libraries' default
-            (all cores). On a busy machine, 1 is often faster for single images.
+        threads: CPU threads of each worker (video decoding, ONNX Runtime; torch intra-op for the process); None:
+            an even share of the cores (``cores // workers``, the budget of ``predict --workers``).
         explain: render Grad-CAM heatmaps for each analysed file when the predictor supports it.
         max_upload_mb: largest accepted upload (larger: 413).
         max_video_seconds: longest accepted video (longer: 422).
-        workers: background job workers, each with its own loaded predictor (one job at a time by default).
+        workers: workers, each with its own loaded predictor, shared by queued jobs and inline image analyses
+            (None: one per core).
         worker_enabled: run the background worker at all (tests disable it to keep jobs queued).
         poll_interval_s: how often an idle worker looks for queued jobs (it is also woken on each new job).
         max_attempts: a job interrupted this many times (process died while running it) is marked failed.
@@ -58,7 +59,7 @@ class Settings(BaseSettings):
     explain: bool = True
     max_upload_mb: float = Field(100.0, gt=0)
     max_video_seconds: float = Field(120.0, gt=0)
-    workers: int = Field(1, ge=1, le=16)
+    workers: int | None = Field(None, ge=1, le=16)
     worker_enabled: bool = True
     poll_interval_s: float = Field(1.0, gt=0)
     max_attempts: int = Field(3, ge=1)
@@ -66,6 +67,20 @@ class Settings(BaseSettings):
     retention_hours: float = Field(168.0, ge=0)
     max_queued_jobs: int = Field(100, ge=1)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
+
+    @property
+    def resolved_workers(self) -> int:
+        """``workers``, or one per core when unset."""
+        from fakescope.batch import default_workers
+
+        return self.workers or default_workers()
+
+    @property
+    def resolved_threads(self) -> int | None:
+        """``threads``, or each worker's share of the cores (None with a single worker: the libraries' default)."""
+        from fakescope.batch import threads_per_worker
+
+        return self.threads if self.threads is not None else threads_per_worker(self.resolved_workers)
 
     @property
     def max_upload_bytes(self) -> int:
