@@ -35,7 +35,7 @@ def demo_splits(demo_checkpoint):
     return model, splits
 
 
-@pytest.mark.slow  # flaky in the default run: the demo clips' H.264 bytes differ between processes (issue 15)
+@pytest.mark.slow  # about 1-2 min of fine-tuning; reproducible since the demo clips are (CI runs the slow tests)
 def test_fast_fgsm_finetuning_raises_pgd4_accuracy(demo_splits) -> None:
     """Fast variant: fine-tune the demo model for 6 epochs with fast-FGSM batches via the training engine, then
     compare with the undefended model under PGD-10 4/255 on held-out test crops: the probability given to the
