@@ -43,7 +43,7 @@ RUNTIMES = ("torch", "onnx")
 SAMPLINGS = ("even", "keyframes")
 #: Decoded frames waiting for face detection at most (the decoder thread blocks beyond it: bounded memory).
 QUEUE_FRAMES = 4
-#: Face crops scored together while a video is still being decoded (the rest in a last, smaller batch).
+#: Face crops scored together while a video is still being decoded (ONNX Runtime; the rest in a last batch).
 STREAM_BATCH = 8
 Verdict = Literal["fake", "real", "no-face", "error"]
 
@@ -705,6 +705,9 @@ class Predictor:
 
         c = self.contract
         cut = CropContract(size=c.cut_size, margin=c.margin, align=c.align, interpolation=c.interpolation)
+        # ONNX Runtime scores while decoding goes on; eager torch's OpenMP threads slowed down ~3x next to the
+        # decoder threads (2 cores), so torch scores once the frames are in (decoding still overlaps detection)
+        stream = score and self.runtime == "onnx"
         feed = _FrameFeed(path, self)
         boxes: list[list[Any]] = []
         pending: list[Any] = []  # (frame, face, model input) not yet scored
@@ -731,7 +734,7 @@ class Predictor:
                 pending.extend((where, face, c.model_input(cut_face(frame.image, face, cut))) for face in faces)
                 detect_s += time.perf_counter() - t
                 del frame
-                if score and len(pending) >= min(STREAM_BATCH, self.batch_size):
+                if stream and len(pending) >= min(STREAM_BATCH, self.batch_size):
                     flush()
                 progress(min(0.9, 0.05 + 0.85 * n / self.num_frames))
             if score and pending:
