@@ -121,3 +121,48 @@ def test_cross_dataset_matrix(demo_manifest: Path, tmp_path: Path) -> None:
     direct = evaluate_checkpoint(a / "best.safetensors", demo_manifest, "test")
     assert auc[0] == pytest.approx(direct["frame"]["at_threshold"]["auc"])
     assert (tmp_path / "x" / "cross_dataset.html").is_file()
+
+
+def _pil_probs(model: torch.nn.Module, paths: list[Path]) -> np.ndarray:
+    """P(fake) of crop files read with Pillow and scored by the model's own forward (no fakescope data code)."""
+    from PIL import Image
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(paths), 16):
+            batch = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[i : i + 16]])
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255
+            out.append(torch.sigmoid(model.eval()(x)).reshape(-1).numpy())
+    return np.concatenate(out)
+
+
+def test_evaluate_equals_an_independent_reference(demo_manifest: Path, tmp_path: Path) -> None:
+    """Crops read with Pillow, the model's forward, scikit-learn metrics and a pandas group-by per video."""
+    import pandas as pd
+    from sklearn import metrics as skm
+
+    model = _meso(3)
+    ckpt = save_checkpoint(model, tmp_path / "m.safetensors", threshold=0.47)
+    report = evaluate_checkpoint(ckpt, demo_manifest, split="test", out_dir=tmp_path / "eval", aggregation="mean")
+    test = pd.read_parquet(demo_manifest)
+    test = test[test["split"] == "test"].reset_index(drop=True)
+    assert model.cfg.input_size == 256 and len(test) > 20  # the demo crops are 256 px: no resize
+    p = _pil_probs(model, [demo_manifest.parent / c for c in test["crop_path"]])
+    y = test["label"].to_numpy()
+    frame = report["frame"]["at_threshold"]
+    assert frame["auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
+    assert frame["ap"] == pytest.approx(skm.average_precision_score(y, p), abs=1e-6)
+    assert frame["log_loss"] == pytest.approx(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)), abs=1e-4)
+    assert frame["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, p >= 0.47), abs=1e-9)
+    # per video: mean per person track, tracks under half the longest ignored, then the highest track
+    tracks = (
+        test.assign(p=p).groupby(["video_id", "track_id"]).agg(p=("p", "mean"), n=("p", "size"), y=("label", "first"))
+    )
+    tracks = tracks[tracks["n"] >= 0.5 * tracks.groupby(level="video_id")["n"].transform("max")]
+    videos = tracks.groupby(level="video_id").agg(p=("p", "max"), y=("y", "first"))
+    assert report["n_videos"] == len(videos)
+    assert report["video"]["at_threshold"]["auc"] == pytest.approx(
+        skm.roc_auc_score(videos["y"], videos["p"]), abs=1e-6
+    )
+    saved = pd.read_csv(tmp_path / "eval" / "video_scores.csv").set_index("video_id")
+    np.testing.assert_allclose(saved.loc[videos.index, "fake_prob"], videos["p"], atol=1e-6)
