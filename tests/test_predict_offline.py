@@ -47,21 +47,25 @@ def astronaut_png(tmp_path: Path, astronaut: np.ndarray) -> Path:
     return path
 
 
-def _reference_prob(model, image: np.ndarray, box: tuple[float, ...]) -> float:
-    """P(fake) of one face: the square of side max(w, h) * (1 + margin) around the box centre (black beyond the
-    frame), resized with OpenCV's area averaging to the model input, through the model's forward."""
+def _reference_crop(model, image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """The model input for one face: the square of side max(w, h) * (1 + margin) around the box centre (black
+    beyond the frame), resized with OpenCV's area averaging to the model input."""
     cfg = model.cfg
     x1, y1, x2, y2 = box
     side = max(x2 - x1, y2 - y1) * (1 + cfg.crop_margin)
     x0, y0, s = round((x1 + x2 - side) / 2), round((y1 + y2 - side) / 2), max(1, round(side))
-    pad = s
-    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
-    square = padded[y0 + pad : y0 + pad + s, x0 + pad : x0 + pad + s]
+    padded = np.pad(image, ((s, s), (s, s), (0, 0)))
+    square = padded[y0 + s : y0 + 2 * s, x0 + s : x0 + 2 * s]
     size = cfg.crop_size or cfg.input_size
     crop = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LINEAR)
     if size != cfg.input_size:
         crop = cv2.resize(crop, (cfg.input_size,) * 2, interpolation=cv2.INTER_AREA)
-    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    return crop
+
+
+def _reference_prob(model, image: np.ndarray, box: tuple[float, ...]) -> float:
+    """P(fake) of one face: :func:`_reference_crop` through the model's forward."""
+    x = torch.from_numpy(_reference_crop(model, image, box)).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         return float(torch.sigmoid(model(x)).item())
 
@@ -161,3 +165,29 @@ def test_cli_exit_zero_no_face_and_usage_errors(random_meso4: Path, astronaut_pn
     (tmp_path / "empty").mkdir()
     res = _run_cli(["predict", str(tmp_path / "empty"), *common])
     assert res.exit_code == 2 and "no image or video" in res.output
+
+
+def test_adversarial_suspicion_is_the_squeezing_score_of_the_crops(
+    random_meso4: Path, astronaut_png: Path, tmp_path: Path
+) -> None:
+    """``adv_suspicion`` is the fitted detector's score of the file's crops (highest face); ``adv_flag`` its test."""
+    import json as json_
+
+    from fakescope.defenses import FeatureSqueezing
+
+    model = load_checkpoint(random_meso4)[0].eval()
+    clean = torch.from_numpy(np.random.default_rng(0).random((6, 3, 256, 256), dtype=np.float32))
+    fs = FeatureSqueezing(model).fit(clean)
+    path = fs.save(tmp_path / "adv.json")
+    with Predictor(random_meso4, detector="haar", adv_detector=path) as pred:
+        r = pred.analyze(astronaut_png)
+    image = np.asarray(Image.open(astronaut_png).convert("RGB"))
+    crops = [_reference_crop(model, image, f.box) for f in r.frames]
+    expected = float(fs.score(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255).max())
+    assert r.adv_suspicion == pytest.approx(expected, abs=1e-5)
+    assert r.adv_flag == (expected > fs.threshold)
+    for thr, flag in ((expected - 1e-3, True), (expected + 1e-3, False)):  # the flag follows the stored threshold
+        saved = json_.loads(path.read_text())
+        path.write_text(json_.dumps({**saved, "threshold": thr}))
+        with Predictor(random_meso4, detector="haar", adv_detector=path) as pred:
+            assert pred.analyze(astronaut_png).adv_flag is flag
