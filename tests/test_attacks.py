@@ -172,3 +172,20 @@ def test_video_attack_end_to_end(demo_checkpoint, demo_media, tmp_path) -> None:
     info = probe_video(report["attacked_video"])
     assert info.num_frames == report["n_frames"]
     assert json.loads((tmp_path / "video_attack.json").read_text())["crf"] == 23
+
+
+def test_face_detector_attack_lowers_the_face_score(blazeface_detector, astronaut) -> None:
+    """Square Attack on BlazeFace's face score lowers it within eps in 8 bits; success is the unchanged detect()."""
+    import cv2
+
+    from fakescope.attacks.face_detector import hide_face
+
+    det = blazeface_detector
+    frame = np.full((720, 1280, 3), 128, np.uint8)  # a small picture in a 720p frame, as in the DFDC dev videos
+    frame[100:356, 500:756] = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    faces = det.detect(frame)
+    assert faces and det.max_score(frame) >= det.min_score  # max_score agrees with detect on the clean frame
+    adv, info = hide_face(det, frame, faces[0].box, eps=8 / 255, queries=100, seed=0)
+    assert np.abs(adv.astype(int) - frame.astype(int)).max() <= 8
+    assert info["score_adv"] < info["score_clean"]
+    assert info["hidden"] == (len(det.detect(adv)) == 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,14 @@ def attack_video(
     seed: int = 0,
     threshold: float | None = None,
     detector_weights_dir: str | Path | None = None,
+    crfs: Sequence[int] | None = None,
+    max_frames: int | None = None,
     **attack_kwargs: Any,
 ) -> dict[str, Any]:
     """Attack every detected face of ``video`` and check whether the attack survives H.264 and re-detection.
+
+    The faces are attacked once; with ``crfs`` the attacked frames (and the clean ones, as the reference) are
+    encoded at each CRF and predicted again (``report["per_crf"]``); the top-level fields follow the first.
 
     Args:
         checkpoint: a fakescope checkpoint (or a built Detector).
@@ -86,6 +92,8 @@ def attack_video(
         seed: attack seed.
         threshold: decision threshold (default the checkpoint's).
         detector_weights_dir: offline folder with the face detector's model file.
+        crfs: several CRFs to encode and predict (default ``[crf]``).
+        max_frames: attack only the first N frames (the written videos are that long).
         **attack_kwargs: more attack options (``steps``...).
 
     Returns:
@@ -111,7 +119,7 @@ def attack_video(
     size = model.cfg.input_size
     video = Path(video)
     info = probe_video(video)
-    frames = sample_frames(video, num_frames=None)
+    frames = sample_frames(video, num_frames=None)[:max_frames]
     if not frames:
         raise MediaError(video, "no decodable frames")
     face_det = create_face_detector(detector, weights_dir=detector_weights_dir)
@@ -138,8 +146,7 @@ def attack_video(
     p_pasted = predict_proba(model, torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    adv_path = write_h264(out / f"{video.stem}_adv.mp4", images, info.fps, crf=crf)
-    clean_path = write_h264(out / f"{video.stem}_crf{crf}.mp4", [fr.image for fr in frames], info.fps, crf=crf)
+    crf_list = [int(c) for c in (crfs or [crf])]
     predictor = Predictor(
         checkpoint,
         detector=detector,
@@ -149,21 +156,13 @@ def attack_video(
         detector_weights_dir=detector_weights_dir,
     )
     try:
-        res_orig, res_clean, res_adv = (predictor.analyze(p) for p in (video, clean_path, adv_path))
+        res_orig = _summary(predictor.analyze(video), thr)
+        per_crf = [
+            _encode_and_predict(predictor, out, video.stem, images, [fr.image for fr in frames], info.fps, c, thr)
+            for c in crf_list
+        ]
     finally:
         predictor.close()
-
-    def summary(r: Any) -> dict[str, Any]:
-        probs = np.array([f.fake_prob for f in r.frames]) if r.frames else np.zeros(0)
-        return {
-            "path": str(r.path),
-            "verdict": r.verdict,
-            "fake_prob": r.fake_prob,
-            "n_faces": r.n_faces,
-            "frame_fake_recall": float((probs >= thr).mean()) if len(probs) else None,
-            "error": r.error,
-        }
-
     caught = p_clean >= thr
     report = {
         "video": str(video),
@@ -172,7 +171,7 @@ def attack_video(
         "eps": eps,
         "eps_label": format_eps(eps),
         "attack_params": atk.describe(),
-        "crf": crf,
+        "crf": crf_list[0],
         "threshold": thr,
         "face_detector": detector,
         "n_frames": len(frames),
@@ -185,11 +184,38 @@ def attack_video(
             "mean_fake_prob_adv": float(p_adv.mean()),
             "mean_fake_prob_pasted": float(p_pasted.mean()),
         },
-        "original": summary(res_orig),
-        "reencoded_clean": summary(res_clean),
-        "attacked": summary(res_adv),
-        "attacked_video": str(adv_path),
+        "original": res_orig,
+        **{k: per_crf[0][k] for k in ("reencoded_clean", "attacked", "attacked_video", "survives_reencoding")},
+        "per_crf": per_crf,
     }
-    report["survives_reencoding"] = bool(res_clean.verdict == "fake" and res_adv.verdict == "real")
     atomic_write_text(out / "video_attack.json", json.dumps(json_safe(report), indent=2))
     return report
+
+
+def _summary(r: Any, thr: float) -> dict[str, Any]:
+    """Verdict, P(fake), faces and per-frame fake recall of one :class:`~fakescope.predict.Predictor` result."""
+    probs = np.array([f.fake_prob for f in r.frames]) if r.frames else np.zeros(0)
+    return {
+        "path": str(r.path),
+        "verdict": r.verdict,
+        "fake_prob": r.fake_prob,
+        "n_faces": r.n_faces,
+        "frame_fake_recall": float((probs >= thr).mean()) if len(probs) else None,
+        "error": r.error,
+    }
+
+
+def _encode_and_predict(
+    predictor: Any, out: Path, stem: str, adv: list, clean: list, fps: float, crf: int, thr: float
+) -> dict[str, Any]:
+    """Encode the attacked and the clean frames at ``crf`` and run the prediction pipeline on both."""
+    adv_path = write_h264(out / f"{stem}_adv_crf{crf}.mp4", adv, fps, crf=crf)
+    clean_path = write_h264(out / f"{stem}_crf{crf}.mp4", clean, fps, crf=crf)
+    res_clean, res_adv = _summary(predictor.analyze(clean_path), thr), _summary(predictor.analyze(adv_path), thr)
+    return {
+        "crf": crf,
+        "reencoded_clean": res_clean,
+        "attacked": res_adv,
+        "attacked_video": str(adv_path),
+        "survives_reencoding": bool(res_clean["verdict"] == "fake" and res_adv["verdict"] == "real"),
+    }

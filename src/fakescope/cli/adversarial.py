@@ -119,10 +119,11 @@ def attack_video(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (attacked MP4 + video_attack.json)."),
     eps: str = typer.Option("8/255", "--eps", help="L-inf budget on the face crop."),
     attack_name: str = typer.Option("pgd_linf", "--attack", "-a", help="Attack (robust_eot survives compression)."),
-    crf: int = typer.Option(23, "--crf", help="H.264 constant rate factor of the re-encoded video."),
+    crf: str = typer.Option("23", "--crf", help="H.264 constant rate factor(s), comma separated (18,23,28)."),
     detector: str = typer.Option("blazeface", "--detector", help="Face detector: blazeface | haar."),
     steps: int | None = typer.Option(None, "--steps", help="Attack steps."),
     num_frames: int = typer.Option(32, "--num-frames", help="Frames the prediction pipeline samples."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Attack only the first N frames."),
     seed: int = typer.Option(0, "--seed", help="Attack seed."),
 ) -> None:
     """Attack a video's faces, paste back, re-encode (H.264) and run the full prediction pipeline again."""
@@ -133,8 +134,23 @@ def attack_video(
     eps_list = _eps(eps)
     if len(eps_list) != 1:
         raise typer.BadParameter("attack-video takes one --eps")
+    try:
+        crfs = [int(c) for c in _names(crf)]
+    except ValueError as exc:
+        raise typer.BadParameter(f"--crf takes integers such as 18,23,28, got {crf!r}") from exc
     r = run(
-        checkpoint, video, out, eps_list[0], attack_name, crf, detector, num_frames=num_frames, seed=seed, steps=steps
+        checkpoint,
+        video,
+        out,
+        eps_list[0],
+        attack_name,
+        crfs[0],
+        detector,
+        num_frames=num_frames,
+        seed=seed,
+        steps=steps,
+        crfs=crfs,
+        max_frames=max_frames,
     )
     console = Console()
     c = r["crop"]
@@ -146,12 +162,15 @@ def attack_video(
         f"(pasted into 8-bit frames); mean P(fake) {c['mean_fake_prob_clean']:.3f} -> "
         f"{c['mean_fake_prob_adv']:.3f}"
     )
-    for key in ("original", "reencoded_clean", "attacked"):
-        s = r[key]
+    rows = [("original", r["original"])]
+    for c in r["per_crf"]:
+        rows += [(f"clean crf {c['crf']}", c["reencoded_clean"]), (f"attacked crf {c['crf']}", c["attacked"])]
+    for key, s in rows:
         fp = "n/a" if s["fake_prob"] is None else f"{s['fake_prob']:.3f}"
         console.print(f"{key:16s} verdict {s['verdict']:8s} P(fake) {fp}  faces {s['n_faces']}")
-    console.print(f"attack survives H.264 crf {crf} + re-detection: [bold]{r['survives_reencoding']}[/]")
-    console.print(f"attacked video: {r['attacked_video']}")
+    for c in r["per_crf"]:
+        console.print(f"attack survives H.264 crf {c['crf']} + re-detection: [bold]{c['survives_reencoding']}[/]")
+        console.print(f"attacked video: {c['attacked_video']}")
 
 
 @adv_detect_app.command("fit")
@@ -167,14 +186,27 @@ def adv_detect_fit(
     eps: str = typer.Option("4/255,8/255", "--eps", help="Budgets."),
     steps: int = typer.Option(10, "--steps", help="Attack steps."),
     adaptive: bool = typer.Option(True, "--adaptive/--no-adaptive", help="Also run attackers that know the detector."),
+    attackers: str = typer.Option(
+        "adaptive_mean,adaptive_all_branches,adaptive_penalty,adaptive_joint,adaptive_learned,adaptive_both",
+        "--attackers",
+        help="Adaptive attackers (see docs: adaptive attacks).",
+    ),
+    adaptive_steps: int = typer.Option(100, "--adaptive-steps", help="Steps per restart of the strong attackers."),
+    adaptive_restarts: int = typer.Option(5, "--adaptive-restarts", help="Random restarts of the strong attackers."),
     seed: int = typer.Option(0, "--seed", help="Seed."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
 ) -> None:
-    """Fit feature squeezing and a feature-space detector; report detection AUROC / TPR@5%FPR per attack."""
+    """Fit feature squeezing and a feature-space detector; report evasion and detection per attacker."""
     from rich.console import Console
     from rich.table import Table
 
-    from fakescope.defenses.evaluate import fit_from_manifest
+    from fakescope.defenses.evaluate import ADAPTIVE_ATTACKERS, AdaptiveConfig, fit_from_manifest
+
+    names = tuple(_names(attackers))
+    unknown = sorted(set(names) - set(ADAPTIVE_ATTACKERS))
+    if unknown:
+        raise typer.BadParameter(f"unknown attackers {unknown}; choose from {list(ADAPTIVE_ATTACKERS)}")
+    cfg = AdaptiveConfig(steps=adaptive_steps, restarts=adaptive_restarts, attackers=names)
 
     report = fit_from_manifest(
         checkpoint,
@@ -190,11 +222,12 @@ def adv_detect_fit(
         adaptive,
         seed,
         device,
+        adaptive_cfg=cfg,
     )
     table = Table(
         title=f"detection on split {test_split} ({report['n_clean']} clean, {report['n_fake_attacked']} attacked fakes)"
     )
-    for col in ("attack", "eps", "detector", "success", "AUROC", "TPR@5%FPR", "TPR@thr"):
+    for col in ("attack", "eps", "detector", "success", "AUROC", "TPR@5%FPR", "TPR@thr", "succ.&undet.", "both"):
         table.add_column(col)
     for r in report["results"]:
         table.add_row(
@@ -205,6 +238,8 @@ def adv_detect_fit(
             f"{r['auroc']:.3f}",
             f"{r['tpr_at_5fpr']:.3f}",
             f"{r.get('tpr_at_threshold', float('nan')):.3f}",
+            f"{r['success_undetected']:.3f}",
+            f"{r['success_undetected_both']:.3f}",
         )
     Console().print(table)
     Console().print(f"detectors: {out}; report: {out.with_suffix('')}.report.md")

@@ -239,31 +239,57 @@ class BlazeFaceDetector:
             kps = (kps * side + np.array([ox, oy], np.float32)) / scale
             acc.append((boxes, scores, kps))
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Detect faces; boxes and landmarks in pixels of ``image``, sorted by score."""
+    def _inputs(self, image: np.ndarray) -> tuple[float, list[tuple], list[tuple]]:
+        """``(scale, whole, tiles)``: the model inputs of ``image`` as ``(tile, ox, oy, side)``.
+
+        ``whole`` is the frame letterboxed (centred, black padding) into the square model input (empty with
+        ``tiling="always"`` on a frame wider than the input); ``tiles`` cover the downscaled frame at full size.
+        """
         import cv2
 
-        from fakescope.data._blazeface import weighted_nms
-
-        image = _check_image(image)
         h, w = image.shape[:2]
         s_in = self.input_size
         scale = s_in / min(h, w)
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         small = _downscale(image, sw, sh)
-        acc: list = []
+        whole, tiles = [], []
         if self.tiling != "always" or max(sw, sh) <= s_in:
-            # whole frame, letterboxed (centred, black padding) into the square model input
             f = s_in / max(sw, sh)
             lw, lh = max(1, round(sw * f)), max(1, round(sh * f))
             box = np.zeros((s_in, s_in, 3), np.uint8)
             px, py = (s_in - lw) // 2, (s_in - lh) // 2
             box[py : py + lh, px : px + lw] = cv2.resize(small, (lw, lh), interpolation=cv2.INTER_AREA)
-            self._run(box, -px / f, -py / f, scale, s_in / f, acc)
-        if max(sw, sh) > s_in and (self.tiling == "always" or (self.tiling == "auto" and not acc)):
+            whole.append((box, -px / f, -py / f, s_in / f))
+        if max(sw, sh) > s_in and self.tiling != "off":
             for x, y in _square_tiles(sw, sh, s_in):
-                tile = np.ascontiguousarray(small[y : y + s_in, x : x + s_in])
-                self._run(tile, x, y, scale, s_in, acc)
+                tiles.append((np.ascontiguousarray(small[y : y + s_in, x : x + s_in]), x, y, s_in))
+        return scale, whole, tiles
+
+    def max_score(self, image: np.ndarray) -> float:
+        """Highest raw face score over every model input :meth:`detect` can run (whole frame and every tile).
+
+        :meth:`detect` finds no face when this is below ``min_score``; an attack that hides faces minimises it.
+        """
+        _, whole, tiles = self._inputs(_check_image(image))
+        best = 0.0
+        for tile, *_ in whole + tiles:
+            _, scores, _ = self._model.detect_square(_stretch_contrast(tile) if self.contrast else tile, 0.0)
+            best = max(best, float(scores.max()) if len(scores) else 0.0)
+        return best
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Detect faces; boxes and landmarks in pixels of ``image``, sorted by score."""
+        from fakescope.data._blazeface import weighted_nms
+
+        image = _check_image(image)
+        h, w = image.shape[:2]
+        scale, whole, tiles = self._inputs(image)
+        acc: list = []
+        for tile, ox, oy, side in whole:
+            self._run(tile, ox, oy, scale, side, acc)
+        if self.tiling == "always" or not acc:
+            for tile, ox, oy, side in tiles:
+                self._run(tile, ox, oy, scale, side, acc)
         if not acc:
             return []
         boxes = np.concatenate([a[0] for a in acc])

@@ -6,9 +6,12 @@ The detectors file (``adv-detect fit --out DET.json``) holds both detectors::
 
 Detection is measured on fakes attacked fake -> real (the threat model) against clean images of both classes,
 on a split the detectors never saw: AUROC and TPR at 5 % FPR on all attacked fakes and on the successful ones
-only, plus the false-positive rate of the fitted threshold. Adaptive attackers know the detector: PGD through the
-squeezers (BPDA, :class:`~fakescope.defenses.SqueezeEnsemble`) and PGD on the joint model + feature-detector
-loss (:class:`~fakescope.defenses.JointModel`).
+only, plus the false-positive rate of the fitted threshold, and the share of attacked fakes that pass as real
+*and* stay unflagged. Adaptive attackers know the detectors (:data:`ADAPTIVE_ATTACKERS`): the baselines drive the
+mean logit over the squeezed branches (:class:`~fakescope.defenses.SqueezeEnsemble`) or a logsumexp of model and
+feature-detector logits (:class:`~fakescope.defenses.JointModel`) with ART's PGD; the strong ones
+(:class:`~fakescope.defenses.adaptive.AdaptiveAttack`) push every branch to "real" with a margin, penalise the
+squeezing score, and stop at the fitted thresholds. :func:`strength_checks` tests that they are strong enough.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,7 @@ from torch import nn
 from fakescope.attacks._base import TwoLogit, format_eps
 from fakescope.attacks.evaluate import load_images, predict_proba, run_attack
 from fakescope.attacks.gradient import PGDAttack
+from fakescope.defenses.adaptive import AdaptiveAttack, squeezer_gradients
 from fakescope.defenses.learned import FeatureDetector, JointModel
 from fakescope.defenses.squeezing import FeatureSqueezing, SqueezeEnsemble
 from fakescope.eval.report import json_safe, markdown_table
@@ -110,6 +115,71 @@ def _steps(attack: str, steps: int | None) -> dict[str, Any]:
     return {"steps": steps} if steps is not None and attack not in ("fgsm", "fgsm_rs") else {}
 
 
+# attacker name -> (what it targets, description); the non-adaptive ones are registered attacks (fgsm, pgd_linf)
+ADAPTIVE_ATTACKERS: dict[str, str] = {
+    "adaptive_mean": "squeezing baseline (before issue 14): ART PGD on the mean logit over the branches, BPDA",
+    "adaptive_all_branches": "squeezing: hinge on every branch below the threshold minus a margin, BPDA, restarts",
+    "adaptive_penalty": "squeezing: all branches plus the squeezing score (largest L1 distance) as a penalty",
+    "adaptive_joint": "learned baseline (before issue 14): ART PGD on logsumexp(model logit, detector logit)",
+    "adaptive_learned": "learned: hinge on the model logit and on the feature detector's logit, restarts",
+    "adaptive_both": "both detectors: all branches, squeezing penalty and the learned detector's hinge",
+}
+DETECTORS = ("feature_squeezing", "feature_logreg")
+
+
+@dataclass
+class AdaptiveConfig:
+    """Budget of the adaptive attackers (``adaptive_mean`` and ``adaptive_joint`` keep the plain ``steps``)."""
+
+    steps: int = 100
+    restarts: int = 5
+    penalty: float = 5.0
+    margin: float = 3.0
+    eps_step: float | None = None
+    attackers: tuple[str, ...] = tuple(ADAPTIVE_ATTACKERS)
+
+
+def make_attacker(
+    name: str,
+    model: nn.Module,
+    squeezing: FeatureSqueezing,
+    learned: FeatureDetector,
+    eps: float,
+    threshold: float,
+    seed: int,
+    steps: int,
+    cfg: AdaptiveConfig,
+) -> Any:
+    """The attacker ``name`` (one of :data:`ADAPTIVE_ATTACKERS`), callable as ``attacker(x, y) -> x_adv``.
+
+    Raises:
+        ValueError: unknown name.
+    """
+    if name == "adaptive_mean":
+        return AdaptivePGD(SqueezeEnsemble(squeezing), model, eps, seed=seed, steps=steps)
+    if name == "adaptive_joint":
+        return AdaptivePGD(JointModel(model, learned), model, eps, seed=seed, steps=steps)
+    targets = {
+        "adaptive_all_branches": {"squeezing": squeezing},
+        "adaptive_penalty": {"squeezing": squeezing, "penalty": cfg.penalty},
+        "adaptive_learned": {"learned": learned},
+        "adaptive_both": {"squeezing": squeezing, "learned": learned, "penalty": cfg.penalty},
+    }
+    if name not in targets:
+        raise ValueError(f"unknown adaptive attacker {name!r}; choose one of {list(ADAPTIVE_ATTACKERS)}")
+    return AdaptiveAttack(
+        model,
+        eps,
+        threshold=threshold,
+        steps=cfg.steps,
+        restarts=cfg.restarts,
+        margin=cfg.margin,
+        eps_step=cfg.eps_step,
+        seed=seed,
+        **targets[name],
+    )
+
+
 def detection_report(
     model: nn.Module,
     squeezing: FeatureSqueezing,
@@ -122,64 +192,158 @@ def detection_report(
     seed: int = 1000,
     steps: int = 10,
     adaptive: bool = True,
+    adaptive_cfg: AdaptiveConfig | None = None,
 ) -> dict[str, Any]:
-    """Detection AUROC / TPR per attack, epsilon and detector on held-out ``x`` (see module docstring)."""
-    clean = {"feature_squeezing": squeezing.score(x), "feature_logreg": learned.score(x)}
-    fpr = {
-        "feature_squeezing": float((clean["feature_squeezing"] > squeezing.threshold).mean()),
-        "feature_logreg": float((clean["feature_logreg"] > learned.threshold).mean()),
-    }
-    thresholds = {"feature_squeezing": squeezing.threshold, "feature_logreg": learned.threshold}
+    """Detection and evasion per attacker, epsilon and detector on held-out ``x`` (see module docstring).
+
+    Every attacker (the non-adaptive ``attacks`` and, with ``adaptive``, the adaptive attackers of
+    ``adaptive_cfg``) attacks the held-out fakes fake -> real, and is measured against both detectors: attack
+    success (P(fake) below ``threshold``), AUROC and TPR at 5 % FPR against the clean held-out images, the
+    detector's TPR at its fitted threshold, and ``success_undetected``: the share of attacked fakes that pass as
+    real *and* stay under the fitted threshold (``success_undetected_both``: under both thresholds).
+    """
+    cfg = adaptive_cfg or AdaptiveConfig()
+    dets = {"feature_squeezing": squeezing, "feature_logreg": learned}
+    clean = {k: d.score(x) for k, d in dets.items()}
+    thresholds = {k: d.threshold for k, d in dets.items()}
+    fpr = {k: float((clean[k] > thresholds[k]).mean()) for k in dets}
     fakes = x[y == 1]
-    ones = np.ones(len(fakes), int)
+    caught = predict_proba(model, fakes) >= threshold
     rows: list[dict[str, Any]] = []
-
-    def measure(name: str, eps: float, x_adv: torch.Tensor, detectors: Sequence[str]) -> None:
-        prob = predict_proba(model, x_adv)
-        success = prob < threshold
-        for det in detectors:
-            fn = squeezing.score if det == "feature_squeezing" else learned.score
-            s = fn(x_adv)
-            all_stats = detection_stats(clean[det], s, thresholds[det])
-            ok_stats = detection_stats(clean[det], s[success], thresholds[det])
-            rows.append(
-                {
-                    "attack": name,
-                    "eps": float(eps),
-                    "eps_label": format_eps(eps),
-                    "detector": det,
-                    "n_adv": len(s),
-                    "attack_success_rate": float(success.mean()) if len(s) else float("nan"),
-                    **all_stats,
-                    "auroc_successful": ok_stats["auroc"],
-                    "tpr_at_5fpr_successful": ok_stats["tpr_at_5fpr"],
-                    "fpr_at_threshold_clean": fpr[det],
-                }
+    plan = [(a, "non_adaptive") for a in attacks]
+    plan += [(a, "adaptive") for a in cfg.attackers] if adaptive else []
+    for k, (name, kind) in enumerate(plan):
+        for j, eps in enumerate(eps_list):
+            s = seed + 100 * k + j
+            if kind == "non_adaptive":
+                x_adv = run_attack(model, fakes, np.ones(len(fakes), int), name, eps, seed=s, **_steps(name, steps))
+            else:
+                atk = make_attacker(name, model, squeezing, learned, eps, threshold, s, steps, cfg)
+                x_adv = _batched(atk, fakes)
+            rows += _measure(model, dets, clean, x_adv, caught, threshold, name, kind, eps)
+            _logger.info(
+                "%s eps=%s: %s", name, format_eps(eps), {r["detector"]: r["success_undetected"] for r in rows[-2:]}
             )
-
-    for k, attack in enumerate(attacks):
-        for j, eps in enumerate(eps_list):
-            x_adv = run_attack(model, fakes, ones, attack, eps, seed=seed + 100 * k + j, **_steps(attack, steps))
-            measure(attack, eps, x_adv, ("feature_squeezing", "feature_logreg"))
-    if adaptive:
-        for j, eps in enumerate(eps_list):
-            atk = AdaptivePGD(SqueezeEnsemble(squeezing), model, eps, seed=seed + 777 + j, steps=steps)
-            measure("adaptive_pgd_linf(squeezing)", eps, _batched(atk, fakes), ("feature_squeezing",))
-            atk = AdaptivePGD(JointModel(model, learned), model, eps, seed=seed + 888 + j, steps=steps)
-            measure("adaptive_pgd_linf(joint)", eps, _batched(atk, fakes), ("feature_logreg",))
     return {
         "n_clean": len(x),
         "n_fake_attacked": len(fakes),
+        "n_fake_caught_clean": int(caught.sum()),
         "thresholds": thresholds,
+        "model_threshold": float(threshold),
         "fpr_at_threshold_clean": fpr,
+        "adaptive_config": asdict(cfg),
+        "attackers": {**{a: "non-adaptive (registered attack)" for a in attacks}, **ADAPTIVE_ATTACKERS},
         "results": rows,
     }
 
 
-def _batched(attack: PGDAttack, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def _measure(
+    model: nn.Module,
+    dets: dict[str, Any],
+    clean: dict[str, np.ndarray],
+    x_adv: torch.Tensor,
+    caught: np.ndarray,
+    threshold: float,
+    name: str,
+    kind: str,
+    eps: float,
+) -> list[dict[str, Any]]:
+    """One row per detector for the adversarial fakes ``x_adv`` (see :func:`detection_report`)."""
+    success = predict_proba(model, x_adv) < threshold
+    scores = {k: d.score(x_adv) for k, d in dets.items()}
+    unflagged = {k: scores[k] <= dets[k].threshold for k in dets}
+    both = success & unflagged["feature_squeezing"] & unflagged["feature_logreg"]
+    rows = []
+    for det, s in scores.items():
+        all_stats = detection_stats(clean[det], s, dets[det].threshold)
+        ok_stats = detection_stats(clean[det], s[success], dets[det].threshold)
+        won = success & unflagged[det]
+        rows.append(
+            {
+                "attack": name,
+                "kind": kind,
+                "eps": float(eps),
+                "eps_label": format_eps(eps),
+                "detector": det,
+                "n_adv": len(s),
+                "attack_success_rate": _mean(success),
+                **all_stats,
+                "success_undetected": _mean(won),
+                "success_undetected_caught": _mean(won[caught]),
+                "success_undetected_both": _mean(both),
+                "auroc_successful": ok_stats["auroc"],
+                "tpr_at_5fpr_successful": ok_stats["tpr_at_5fpr"],
+            }
+        )
+    return rows
+
+
+def _mean(a: np.ndarray) -> float:
+    return float(a.mean()) if len(a) else float("nan")
+
+
+def _batched(attack: Any, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     ones = torch.ones(len(x))
     parts = [attack(x[i : i + batch_size], ones[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat(parts) if parts else x.clone()
+
+
+def strength_checks(
+    model: nn.Module,
+    squeezing: FeatureSqueezing,
+    learned: FeatureDetector,
+    fakes: torch.Tensor,
+    threshold: float = 0.5,
+    attacker: str = "adaptive_both",
+    eps_list: Sequence[float] = (2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255),
+    curve_eps: float = 8 / 255,
+    undefended_eps: Sequence[float] = (0.5 / 255, 1 / 255),
+    seed: int = 5000,
+    adaptive_cfg: AdaptiveConfig | None = None,
+) -> dict[str, Any]:
+    """Is the adaptive attack strong enough? The checks of Tramer et al. (NeurIPS 2020) on attacked ``fakes``.
+
+    - ``eps_sweep``: success-and-undetected of ``attacker`` per budget; it should reach 1 as eps grows.
+    - ``undefended``: the same loop with no detector targeted against ART's PGD (same steps, one restart) on the
+      model alone; a correct loop matches plain PGD.
+    - ``curve``: at ``curve_eps``, success after ``k`` steps of the first restart and after ``k`` restarts; more
+      budget should stop helping (a plateau).
+    - ``gradients``: mean absolute BPDA gradient through every squeezer (none may be zero).
+    """
+    cfg = adaptive_cfg or AdaptiveConfig()
+    dets = {"feature_squeezing": squeezing, "feature_logreg": learned}
+    out: dict[str, Any] = {"attacker": attacker, "n_fakes": len(fakes), "config": asdict(cfg), "eps_sweep": []}
+    for j, eps in enumerate(sorted({*eps_list, curve_eps})):
+        atk = make_attacker(attacker, model, squeezing, learned, eps, threshold, seed + j, cfg.steps, cfg)
+        x_adv = _batched(atk, fakes)
+        success = predict_proba(model, x_adv) < threshold
+        unflagged = {k: d.score(x_adv) <= d.threshold for k, d in dets.items()}
+        row = {"eps": float(eps), "eps_label": format_eps(eps), "attack_success_rate": _mean(success)}
+        row.update({f"success_undetected_{k}": _mean(success & u) for k, u in unflagged.items()})
+        row["success_undetected_both"] = _mean(success & unflagged["feature_squeezing"] & unflagged["feature_logreg"])
+        out["eps_sweep"].append(row)
+        if abs(eps - curve_eps) < 1e-12 and isinstance(atk, AdaptiveAttack):
+            out["curve"] = {
+                "eps": float(eps),
+                "success_by_step": atk.trace.success_by_step(cfg.steps),
+                "success_by_restart": atk.trace.success_by_restart(cfg.restarts),
+            }
+        _logger.info("strength %s eps=%s: %s", attacker, row["eps_label"], row)
+    out["undefended"] = []
+    ones = np.ones(len(fakes), int)
+    for j, eps in enumerate(undefended_eps):
+        ours = AdaptiveAttack(model, eps, threshold=threshold, steps=cfg.steps, restarts=1, seed=seed + 50 + j)
+        art = run_attack(model, fakes, ones, "pgd_linf", eps, seed=seed + 50 + j, steps=cfg.steps)
+        out["undefended"].append(
+            {
+                "eps": float(eps),
+                "eps_label": format_eps(eps),
+                "adaptive_loop_success": _mean(predict_proba(model, _batched(ours, fakes)) < threshold),
+                "art_pgd_success": _mean(predict_proba(model, art) < threshold),
+            }
+        )
+    out["gradients"] = squeezer_gradients(squeezing, fakes[:8])
+    return out
 
 
 def detection_markdown(report: dict[str, Any]) -> str:
@@ -198,11 +362,17 @@ def detection_markdown(report: dict[str, Any]) -> str:
         "AUROC": "auroc",
         "TPR@5%FPR": "tpr_at_5fpr",
         "TPR@threshold": "tpr_at_threshold",
-        "AUROC (successful)": "auroc_successful",
+        "success & undetected": "success_undetected",
+        "... by both detectors": "success_undetected_both",
     }
     rows = [
         [r["attack"], r["eps_label"], r["detector"], *(f"{r.get(k, float('nan')):.3f}" for k in columns.values())]
         for r in report["results"]
+    ]
+    lines += [
+        "`success & undetected`: share of the attacked fakes that the model calls real *and* the detector leaves "
+        "under its fitted threshold (the attacker's real goal); `... by both detectors`: under both thresholds.",
+        "",
     ]
     return "\n".join(lines + markdown_table(["attack", "eps", "detector", *columns], rows)) + "\n"
 
@@ -248,8 +418,12 @@ def fit_from_manifest(
     adaptive: bool = True,
     seed: int = 0,
     device: str = "cpu",
+    adaptive_cfg: AdaptiveConfig | None = None,
 ) -> dict[str, Any]:
     """Fit both detectors on ``fit_split``, evaluate them on ``test_split``, write DET.json and a report beside it.
+
+    ``adaptive_cfg`` sets the adaptive attackers and their budget (default :class:`AdaptiveConfig`: all of them,
+    100 steps x 5 restarts).
 
     Returns:
         The detection report (also ``<out>.report.json`` and ``<out>.report.md``).
@@ -277,6 +451,7 @@ def fit_from_manifest(
         seed=seed + 1000,
         steps=steps,
         adaptive=adaptive,
+        adaptive_cfg=adaptive_cfg,
     )
     report.update(detectors=str(out_path), test_split=test_split, fit=fit_info, **run_metadata())
     stem = out_path.with_suffix("")
