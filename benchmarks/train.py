@@ -1,7 +1,7 @@
 """Training benchmark: (a) images/s of fakescope's loop vs a plain PyTorch loop; (b) quality on real faces.
 
 (a) For each model, train and evaluation throughput of ``fakescope.train.engine.train_one_epoch`` /
-``evaluate`` (DataLoader over crops on disk, cached after the first read) against a bare loop over the same
+``score_loader`` (DataLoader over crops on disk, cached after the first read) against a bare loop over the same
 batches held in memory (``zero_grad / forward / BCE / backward / step``), measured in the same run; the ratio is
 fakescope / plain (1.0 = no overhead).
 
@@ -28,9 +28,10 @@ import torch
 
 from fakescope.data.datasets import create_loader
 from fakescope.data.manifest import normalize_manifest, write_manifest
+from fakescope.eval.scoring import score_loader
 from fakescope.models import create_detector
 from fakescope.train import TrainConfig, fit
-from fakescope.train.engine import evaluate, train_one_epoch
+from fakescope.train.engine import train_one_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("meso4", "mesoinception4", "cnn", "efficientnet_b0")
@@ -77,7 +78,7 @@ def throughput(name: str, manifest: Path, batch: int, steps: int) -> dict[str, f
     sub_loader = create_loader(df.head(eval_n), manifest, size, batch, train=False, cache=True)
     list(sub_loader)  # warm cache
     t = time.perf_counter()
-    evaluate(model, sub_loader, device)
+    score_loader(model, sub_loader, device)
     out["fakescope_eval_ips"] = eval_n / (time.perf_counter() - t)
     model.eval()
     xs = [x for x, _, _ in sub_loader]

@@ -166,3 +166,23 @@ def test_evaluate_equals_an_independent_reference(demo_manifest: Path, tmp_path:
     )
     saved = pd.read_csv(tmp_path / "eval" / "video_scores.csv").set_index("video_id")
     np.testing.assert_allclose(saved.loc[videos.index, "fake_prob"], videos["p"], atol=1e-6)
+
+
+def test_crops_made_with_another_contract_are_flagged(demo_manifest: Path, tmp_path: Path) -> None:
+    """A model trained on 160 px margin-0 crops scored on the demo's crops: evaluate says so, --cross refuses."""
+    from dataclasses import replace
+
+    from fakescope.data.contract import manifest_contract
+
+    made = manifest_contract(demo_manifest)
+    model = _meso(0)
+    model.set_cfg(replace(model.cfg, **made))
+    same = save_checkpoint(model, tmp_path / "same" / "best.safetensors")
+    assert evaluate_checkpoint(same, demo_manifest, split="test")["contract_mismatch"] is None
+    model.set_cfg(replace(model.cfg, crop_margin=0.0))
+    other = save_checkpoint(model, tmp_path / "other" / "best.safetensors")
+    report = evaluate_checkpoint(other, demo_manifest, split="test")
+    assert "crop_margin" in report["contract_mismatch"] and "--margin 0.0" in report["contract_mismatch"]
+    assert not cross_dataset_matrix([tmp_path / "same"], [demo_manifest]).empty
+    with pytest.raises(ValueError, match=r"crop_margin .*prepare the data with the model's contract"):
+        cross_dataset_matrix([tmp_path / "other"], [demo_manifest])

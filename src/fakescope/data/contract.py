@@ -251,6 +251,9 @@ def crop_whole(image: np.ndarray, face: Face | None, contract: CropContract) -> 
 def manifest_contract(root: str | Path) -> dict[str, Any] | None:
     """The crop options a manifest's crops were made with (``prepare``'s ``config.yaml`` beside it), or None.
 
+    A key missing from an older ``config.yaml`` means the behaviour from before that option existed (margin 0.3,
+    no alignment, whole pictures), not today's default: those crops were made that way.
+
     Returns:
         ``{"crop_size", "crop_margin", "crop_align", "interpolation", "crop_pictures"}``: the DetectorCfg fields of
         the contract.
@@ -275,3 +278,27 @@ def manifest_contract(root: str | Path) -> dict[str, Any] | None:
         "interpolation": "area",
         "crop_pictures": str(cfg.get("pictures", "whole")),
     }
+
+
+#: The DetectorCfg fields of the contract that a manifest's crops must match (``interpolation`` only resizes them).
+CONTRACT_FIELDS = ("crop_size", "crop_margin", "crop_align", "crop_pictures")
+
+
+def contract_mismatch(cfg: Any, root: str | Path) -> str | None:
+    """Why the crops of the manifest at ``root`` differ from what a detector with ``cfg`` was trained on, or None.
+
+    None as well when the manifest does not record its crop options, or the detector has no crop size (an old
+    checkpoint scores crops as they come).
+    """
+    made = manifest_contract(root)
+    if made is None or getattr(cfg, "crop_size", None) is None:
+        return None
+    wanted = {k: getattr(cfg, k, None) for k in CONTRACT_FIELDS}
+    diff = [f"{k} {made[k]!r} (model: {wanted[k]!r})" for k in CONTRACT_FIELDS if made[k] != wanted[k]]
+    if not diff:
+        return None
+    return (
+        f"{root}: crops made with " + ", ".join(diff) + "; prepare the data with the model's contract "
+        f"(--size {wanted['crop_size']} --margin {wanted['crop_margin']} "
+        f"{'--align' if wanted['crop_align'] else '--no-align'} --pictures {wanted['crop_pictures']})"
+    )

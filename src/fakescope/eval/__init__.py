@@ -20,6 +20,7 @@ _LAZY = {
     "one_class_warning": "fakescope.eval.metrics",
     "evaluate_checkpoint": "fakescope.eval.report",
     "evaluate_scores": "fakescope.eval.report",
+    "predict_scores": "fakescope.eval.scoring",
 }
 
 __all__ = sorted(_LAZY)

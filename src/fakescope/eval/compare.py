@@ -259,10 +259,16 @@ def cross_dataset_matrix(
 
     Each manifest is scored on ``split``; a manifest without that split is scored on all its rows (a test-only
     dataset). Writes ``cross_dataset.{md,csv,html}`` into ``out_dir`` when given.
+
+    Raises:
+        ValueError: a manifest's crops were made with another crop contract (size, margin, alignment, pictures)
+            than a run's model was trained on: its AUC would measure the mismatch, not the model. Prepare the
+            data with the model's contract (the message gives the options).
     """
+    from fakescope.data.contract import contract_mismatch
     from fakescope.data.manifest import read_manifest
     from fakescope.eval.report import evaluate_scores, load_detector, select_split
-    from fakescope.train import predict_scores
+    from fakescope.eval.scoring import predict_scores
 
     runs = [Path(r) for r in run_dirs]
     mans = [Path(m) for m in manifests]
@@ -275,6 +281,10 @@ def cross_dataset_matrix(
     for run in runs:
         model, meta = load_detector(find_checkpoint(run))
         thr = float(meta.get("threshold", 0.5))
+        for man in mans:
+            mismatch = contract_mismatch(model.cfg, man)
+            if mismatch:
+                raise ValueError(f"run {run}: {mismatch}")
         for col, man, table in zip(col_names, mans, tables, strict=True):
             try:
                 rows = select_split(table, split, man)

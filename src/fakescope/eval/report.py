@@ -107,13 +107,17 @@ def evaluate_checkpoint(
     Raises:
         CheckpointError: unreadable checkpoint. ManifestError: unreadable manifest or an empty split.
     """
+    from fakescope.data.contract import contract_mismatch
     from fakescope.data.manifest import read_manifest
-    from fakescope.train import predict_scores
+    from fakescope.eval.scoring import predict_scores
 
     manifest_path = Path(manifest_path)
     model, meta = load_detector(ckpt, device)
     df = select_split(read_manifest(manifest_path), split, manifest_path)
     root = manifest_path if manifest_path.is_dir() else manifest_path.parent
+    mismatch = contract_mismatch(model.cfg, manifest_path)
+    if mismatch:
+        _logger.warning("the model's crop contract differs from the manifest's crops: %s", mismatch)
     probs = predict_scores(model, df, root, batch_size=batch_size, device=device)
     if threshold is None:
         chosen = meta.get("threshold")
@@ -132,6 +136,7 @@ def evaluate_checkpoint(
         "threshold": thr,
         "threshold_source": source,
         "aggregation": aggregation,
+        "contract_mismatch": mismatch,
         **scores,
         "fakescope_version": __version__,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -21,6 +21,8 @@ from fakescope.models.checkpoint import save_checkpoint as save_checkpoint
 from fakescope.models.ensemble import EnsembleDetector as EnsembleDetector
 from fakescope.models.ensemble import list_ensembles as list_ensembles
 from fakescope.models.ensemble import register_ensemble as register_ensemble
+from fakescope.models.inference import eval_mode as eval_mode
+from fakescope.models.inference import predict_proba as predict_proba
 from fakescope.models.loading import load_model as load_model
 
 __all__ = [
@@ -31,11 +33,13 @@ __all__ = [
     "count_parameters",
     "create_detector",
     "describe_detector",
+    "eval_mode",
     "get_detector_cfg",
     "list_detectors",
     "list_ensembles",
     "load_checkpoint",
     "load_model",
+    "predict_proba",
     "read_checkpoint_metadata",
     "register_detector",
     "register_ensemble",

@@ -23,7 +23,6 @@ Run directory layout::
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -43,7 +42,10 @@ from torch import nn
 from fakescope.data.datasets import ClassBalance, FaceDataset, class_balance, create_loader
 from fakescope.data.manifest import read_manifest
 from fakescope.errors import ManifestError
+from fakescope.eval.metrics import binary_metrics, choose_threshold
+from fakescope.eval.scoring import score_loader
 from fakescope.models import create_detector, save_checkpoint
+from fakescope.models.inference import autocast
 from fakescope.train.config import ConfigError, TrainConfig
 from fakescope.train.dist import DistInfo, all_gather_objects, all_reduce_mean, barrier, current_dist
 from fakescope.train.optim import PER_STEP_SCHEDULERS, create_optimizer, create_scheduler
@@ -104,37 +106,21 @@ class TrainResult:
 # metrics
 
 
-def choose_threshold(y_true: np.ndarray, y_prob: np.ndarray) -> float:
-    """The threshold on P(fake) that maximises balanced accuracy (Youden's J = TPR - FPR) on ``y_true``.
-
-    A score is called fake when ``prob >= threshold``. Returns 0.5 when only one class is present.
-    """
-    from sklearn.metrics import roc_curve
-
-    y_true = np.asarray(y_true)
-    if len(np.unique(y_true)) < 2:
-        return 0.5
-    fpr, tpr, thr = roc_curve(y_true, y_prob)
-    best = int(np.argmax(tpr - fpr))
-    return float(np.clip(thr[best], 0.0, 1.0))
-
-
 def validation_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
-    """AUC, AP, log-loss, accuracy and balanced accuracy at 0.5, and at the threshold chosen on these scores."""
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, log_loss, roc_auc_score
+    """AUC, AP, log-loss, accuracy and balanced accuracy at 0.5, and at the threshold chosen on these scores.
 
-    y_true = np.asarray(y_true).astype(int)
-    y_prob = np.clip(np.asarray(y_prob, dtype=np.float64), 1e-7, 1 - 1e-7)
-    both = len(np.unique(y_true)) == 2
+    Computed by :func:`fakescope.eval.metrics.binary_metrics` (the one metrics module) with the threshold of
+    :func:`fakescope.eval.metrics.choose_threshold`.
+    """
     thr = choose_threshold(y_true, y_prob)
-    pred = (y_prob >= 0.5).astype(int)
+    half, chosen = binary_metrics(y_true, y_prob, 0.5), binary_metrics(y_true, y_prob, thr)
     return {
-        "val_loss": float(log_loss(y_true, y_prob, labels=[0, 1])),
-        "val_auc": float(roc_auc_score(y_true, y_prob)) if both else float("nan"),
-        "val_ap": float(average_precision_score(y_true, y_prob)) if both else float("nan"),
-        "val_acc": float((pred == y_true).mean()),
-        "val_balanced_acc": float(balanced_accuracy_score(y_true, pred)),
-        "val_balanced_acc_at_threshold": float(balanced_accuracy_score(y_true, (y_prob >= thr).astype(int))),
+        "val_loss": half["log_loss"],
+        "val_auc": half["auc"],
+        "val_ap": half["ap"],
+        "val_acc": half["accuracy"],
+        "val_balanced_acc": half["balanced_accuracy"],
+        "val_balanced_acc_at_threshold": chosen["balanced_accuracy"],
         "threshold": thr,
     }
 
@@ -157,13 +143,6 @@ def _resolve_device(spec: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {spec!r} requested but CUDA is not available")
     return device
-
-
-def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    if not enabled or device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
 
 
 def train_one_epoch(
@@ -216,7 +195,7 @@ def train_one_epoch(
             x_adv = attack(x, y).detach()
             net.train()
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             if x_adv is None:
                 loss = loss_fn(net(x).float(), y)
             else:
@@ -275,56 +254,6 @@ def precise_bn(
             bn.running_mean.copy_(all_reduce_mean(bn.running_mean, dist_info))
             bn.running_var.copy_(all_reduce_mean(bn.running_var, dist_info))
     model.train(was_training)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, amp: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """P(fake), labels and row indices of every sample of ``loader`` (this process's shard)."""
-    model.eval()
-    probs, labels, rows = [], [], []
-    for x, y, idx in loader:
-        with _autocast(device, amp):
-            logits = model(x.to(device, non_blocking=True))
-        probs.append(torch.sigmoid(logits.float()).cpu().numpy())
-        labels.append(y.numpy())
-        rows.append(np.asarray(idx))
-    if not probs:
-        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
-    return np.concatenate(probs), np.concatenate(labels), np.concatenate(rows).astype(np.int64)
-
-
-def predict_scores(
-    model: nn.Module,
-    df: pd.DataFrame,
-    root: str | Path,
-    batch_size: int = 64,
-    device: str | torch.device | None = None,
-    num_workers: int = 0,
-) -> np.ndarray:
-    """P(fake) for every row of a manifest ``df`` (crops relative to ``root``, the manifest's folder or file).
-
-    The crops are resized to ``model.cfg.input_size``; no augmentation. Returns an array aligned with ``df``.
-    """
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-    model = model.to(device)
-    loader = create_loader(
-        df,
-        root,
-        model.cfg.input_size,
-        batch_size,
-        train=False,
-        num_workers=num_workers,
-        augment=False,
-        interpolation=model.cfg.interpolation,
-    )
-    probs, _, rows = evaluate(model, loader, device)
-    out = np.empty(len(df), dtype=np.float64)
-    out[rows] = probs
-    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -763,7 +692,7 @@ def _checkpoint_meta(config: TrainConfig, row: dict[str, Any], run_extra: dict[s
 def _evaluate_all(
     model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, amp: bool, info: DistInfo
 ) -> tuple[np.ndarray, np.ndarray]:
-    probs, labels, rows = evaluate(model, loader, device, amp)
+    probs, labels, rows = score_loader(model, loader, device, amp)
     parts = all_gather_objects((probs, labels, rows), info)
     n = len(loader.dataset)
     all_probs, all_labels = np.empty(n), np.empty(n)

@@ -66,7 +66,9 @@ def fit_folds(
     callback: Any | None = None,
 ) -> Any:
     """Train a ``config.folds``-fold ensemble (see the module docstring); returns a TrainResult."""
-    from fakescope.train.engine import TrainResult, choose_threshold, fit_frames, predict_scores
+    from fakescope.eval.metrics import choose_threshold
+    from fakescope.eval.scoring import predict_scores
+    from fakescope.train.engine import TrainResult, fit_frames
 
     info = current_dist()
     manifest_path = Path(manifest_path)
