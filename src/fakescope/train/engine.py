@@ -265,6 +265,7 @@ class _RunWriter:
 
     def __init__(self, run_dir: Path, config: TrainConfig, extra: dict[str, Any], resume: bool) -> None:
         self.run_dir = run_dir
+        self.config = config
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_info(run_dir, {**config.to_dict(), "_run": extra})
         self.log_path = run_dir / "train.log"
@@ -353,6 +354,332 @@ def fit(
     return fit_frames(config, train_df, val_df, root, out_dir, resume=resume, callback=callback)
 
 
+def _training_rows(
+    config: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame
+) -> tuple[pd.DataFrame, ClassBalance]:
+    """The rows training uses (reals only for ``real_only``) and their class balance; checks validation has both."""
+    val_labels = val_df["label"].to_numpy()
+    if len(np.unique(val_labels)) < 2:
+        raise ManifestError(
+            f"the validation rows hold only one class ({int((val_labels == 0).sum())} real, "
+            f"{int((val_labels == 1).sum())} fake); AUC-based model selection needs both"
+        )
+    if not config.real_only:
+        return train_df, class_balance(train_df["label"].to_numpy())
+    train_df = train_df[train_df["label"] == 0].reset_index(drop=True)
+    if train_df.empty:
+        raise ManifestError("real_only: the training rows contain no real crops")
+    n = len(train_df)
+    return train_df, ClassBalance(counts={0: n, 1: 0}, weights={0: 1.0, 1: 0.0}, pos_weight=1.0)
+
+
+def _build_model(config: TrainConfig, root: str | Path, device: torch.device) -> nn.Module:
+    """The seeded model on ``device``, carrying the crop contract of the data it trains on."""
+    torch.manual_seed(config.seed)
+    model = create_detector(
+        config.model,
+        pretrained=config.pretrained,
+        checkpoint_path=config.init_checkpoint,
+        weights_dir=config.pretrained_dir,
+        **config.model_kwargs,
+    ).to(device)
+    model.set_cfg(_data_contract(model.cfg, root, config))
+    if config.input_size:
+        _check_input_size(model, model.cfg.input_size, device)
+    return model
+
+
+def _loaders(
+    config: TrainConfig,
+    model: nn.Module,
+    rows: tuple[pd.DataFrame, pd.DataFrame],
+    root: str | Path,
+    device: torch.device,
+    info: DistInfo,
+) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
+    """Training loader (shuffled or class-balanced, augmented) and validation loader, sharded per process."""
+    common = {
+        "num_workers": config.num_workers,
+        "rank": info.rank,
+        "world_size": info.world_size,
+        "cache": {"auto": "auto", "true": True, "false": False}[config.cache_images],
+        "pin_memory": device.type == "cuda",
+        "interpolation": model.cfg.interpolation,
+    }
+    size = model.cfg.input_size
+    train = create_loader(
+        rows[0],
+        root,
+        size,
+        config.batch_size,
+        train=True,
+        seed=config.seed,
+        balance=config.balance == "sampler",
+        augment=config.augment,
+        **common,
+    )
+    val = create_loader(rows[1], root, size, config.eval_batch_size or 2 * config.batch_size, train=False, **common)
+    return train, val
+
+
+@dataclass
+class _Setup:
+    """What one training run steps with: loss, optimiser, schedule, mixed precision and the adversarial attack."""
+
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    per_step: bool
+    use_amp: bool
+    scaler: Any
+    attack: Any
+    lr: float
+    steps_per_epoch: int
+
+    @classmethod
+    def create(
+        cls,
+        config: TrainConfig,
+        model: nn.Module,
+        balance: ClassBalance,
+        n_batches: int,
+        device: torch.device,
+        world: int,
+    ) -> _Setup:
+        pos_weight = torch.tensor(balance.pos_weight, device=device) if config.balance == "loss" else None
+        lr = config.lr * (world if config.scale_lr else 1)
+        optimizer = create_optimizer(model, config.optimizer, lr, config.weight_decay, config.momentum)
+        steps_per_epoch = min(n_batches, config.max_steps_per_epoch or n_batches)
+        scheduler = create_scheduler(
+            optimizer,
+            config.scheduler,
+            config.epochs,
+            config.step_size,
+            config.gamma,
+            config.min_lr,
+            steps_per_epoch=steps_per_epoch,
+            warmup_steps=config.warmup_steps,
+        )
+        use_amp = config.amp and device.type == "cuda"
+        fp16 = use_amp and not torch.cuda.is_bf16_supported()
+        return cls(
+            loss_fn=nn.BCEWithLogitsLoss(pos_weight=pos_weight),
+            optimizer=optimizer,
+            scheduler=scheduler,
+            per_step=scheduler is not None and config.scheduler in PER_STEP_SCHEDULERS,
+            use_amp=use_amp,
+            scaler=torch.amp.GradScaler("cuda", enabled=fp16) if device.type == "cuda" else None,
+            attack=_create_attack(config, model) if config.adv else None,
+            lr=lr,
+            steps_per_epoch=steps_per_epoch,
+        )
+
+
+@dataclass
+class _Progress:
+    """Epoch history, step log and model selection (best validation AUC, patience); what a resume restores."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    best_auc: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    threshold: float = 0.5
+    start_epoch: int = 0
+
+    @classmethod
+    def from_state(cls, saved: dict[str, Any]) -> _Progress:
+        return cls(
+            history=saved.get("history", []),
+            steps=saved.get("steps", []),
+            best_auc=float(saved.get("best_val_auc", -math.inf)),
+            best_epoch=int(saved.get("best_epoch", -1)),
+            bad_epochs=int(saved.get("bad_epochs", 0)),
+            threshold=float(saved.get("threshold", 0.5)),
+            start_epoch=int(saved["epoch"]) + 1,
+        )
+
+    def record(self, row: dict[str, Any]) -> bool:
+        """Add an epoch's row; True when its validation AUC is the best so far."""
+        self.history.append(row)
+        improved = math.isfinite(row["val_auc"]) and row["val_auc"] > self.best_auc
+        if improved:
+            self.best_auc, self.best_epoch, self.bad_epochs, self.threshold = (
+                row["val_auc"],
+                row["epoch"],
+                0,
+                row["threshold"],
+            )
+        else:
+            self.bad_epochs += 1
+        return improved
+
+    def state(self, epoch: int, config: TrainConfig) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "history": self.history,
+            "steps": self.steps,
+            "best_val_auc": self.best_auc,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "threshold": self.threshold,
+            "config": config.to_dict(),
+        }
+
+
+def _run_epoch(
+    epoch: int,
+    net: nn.Module,
+    model: nn.Module,
+    loaders: tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader],
+    setup: _Setup,
+    progress: _Progress,
+    config: TrainConfig,
+    device: torch.device,
+    info: DistInfo,
+    emit: Callable[..., Any],
+) -> dict[str, Any]:
+    """Train one epoch, validate, step an epoch schedule; the epoch's metrics row."""
+    t0 = time.perf_counter()
+    train_loader, val_loader = loaders
+    torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + info.rank)
+    for loader in loaders:
+        loader.sampler.set_epoch(epoch)
+        loader.dataset.set_epoch(epoch)
+    emit("epoch_start", {"epoch": epoch, "epochs": config.epochs})
+    current_lr = setup.optimizer.param_groups[0]["lr"]
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        lr_ = current_lr
+        if setup.per_step:
+            lr_ = setup.optimizer.param_groups[0]["lr"]
+            setup.scheduler.step()
+        progress.steps.append({"step": len(progress.steps) + 1, "epoch": epoch, "loss": loss, "lr": lr_})
+        emit("step", {"epoch": epoch, "step": step, "steps": total, "loss": loss})
+
+    losses = train_one_epoch(
+        net,
+        train_loader,
+        setup.optimizer,
+        setup.loss_fn,
+        device,
+        dist_info=info,
+        amp=setup.use_amp,
+        scaler=setup.scaler,
+        attack=setup.attack,
+        adv_ratio=config.adv_ratio,
+        grad_clip=config.grad_clip,
+        max_steps=config.max_steps_per_epoch,
+        on_step=on_step,
+    )
+    if config.precise_bn_batches > 0:
+        precise_bn(model, train_loader, config.precise_bn_batches, device, info)
+    probs, labels = _evaluate_all(model, val_loader, device, setup.use_amp, info)
+    if setup.scheduler is not None and not setup.per_step:
+        setup.scheduler.step()
+    return {
+        "epoch": epoch,
+        "train_loss": float(np.mean(losses)) if losses else float("nan"),
+        **validation_metrics(labels, probs),
+        "lr": current_lr,
+        "frozen": epoch < config.freeze_backbone_epochs,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _save_epoch(
+    writer: _RunWriter,
+    model: nn.Module,
+    setup: _Setup,
+    progress: _Progress,
+    row: dict[str, Any],
+    improved: bool,
+    run_extra: dict[str, Any],
+) -> None:
+    """Checkpoints (best when improved, last always), the resumable state, the CSVs and the log line."""
+    meta = _checkpoint_meta(writer.config, row, run_extra)
+    if improved:
+        save_checkpoint(model, writer.run_dir / "best.safetensors", **meta)
+    save_checkpoint(model, writer.run_dir / "last.safetensors", **meta)
+    state = progress.state(row["epoch"], writer.config)
+    save_train_state(writer.run_dir / STATE_NAME, model, setup.optimizer, setup.scheduler, setup.scaler, state)
+    writer.write_metrics(progress.history)
+    writer.write_steps(progress.steps)
+    writer.log(
+        f"epoch {row['epoch']}: train_loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
+        f"val_auc {row['val_auc']:.4f} val_bal_acc {row['val_balanced_acc']:.4f} "
+        f"threshold {row['threshold']:.3f}{' (best)' if improved else ''}"
+    )
+
+
+def _finish(
+    writer: _RunWriter,
+    result: TrainResult,
+    config: TrainConfig,
+    val_df: pd.DataFrame,
+    root: str | Path,
+    device: torch.device,
+    run_extra: dict[str, Any],
+) -> None:
+    """After training (rank 0): the clean-versus-robust report of adversarial training, ``result.json``."""
+    if config.adv and config.adv_eval_images > 0 and result.best_epoch >= 0:
+        from fakescope.models import load_checkpoint
+
+        best, _ = load_checkpoint(result.best_checkpoint, map_location=device)
+        result.robustness = robustness_summary(
+            best, val_df, Path(root), config.adv_eps, result.threshold, config.adv_eval_images, config.seed
+        )
+        writer.write_json("robustness.json", result.robustness)
+        c, r = result.robustness["clean"], result.robustness["attacked"]
+        writer.log(
+            f"clean vs robust ({result.robustness['n_images']} val images, {result.robustness['attack']}): "
+            f"balanced accuracy {c['balanced_accuracy']:.4f} -> {r['balanced_accuracy']:.4f}, "
+            f"AUC {c['auc']:.4f} -> {r['auc']:.4f}, fake recall {c['fake_recall']:.4f} -> {r['fake_recall']:.4f}"
+        )
+    summary = {
+        "best_checkpoint": result.best_checkpoint.name,
+        "best_epoch": result.best_epoch,
+        "best_val_auc": result.best_val_auc,
+        "threshold": result.threshold,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        **run_extra,
+    }
+    writer.write_json("result.json", summary)
+    writer.log(
+        f"done: best epoch {result.best_epoch}, val AUC {result.best_val_auc:.4f}, threshold {result.threshold:.3f}"
+    )
+
+
+def _announce(
+    writer: _RunWriter | None,
+    emit: Callable[..., Any],
+    config: TrainConfig,
+    balance: ClassBalance,
+    run_extra: dict[str, Any],
+    start: dict[str, Any],
+) -> None:
+    """The run's first log lines and its ``start`` event (``start``: input_size, start_epoch, steps_per_epoch)."""
+    message = _balance_message(balance, config.balance, run_extra["n_val"])
+    if writer is not None:
+        writer.log(message)
+        writer.log(
+            f"model {config.model} (input {start['input_size']}px), {run_extra['world_size']} process(es), "
+            f"per-process batch {config.batch_size}, global batch {run_extra['global_batch_size']}, "
+            f"lr {run_extra['effective_lr']:g}, device {run_extra['device']}"
+            + (f", resuming at epoch {start['start_epoch']}" if start["start_epoch"] else "")
+        )
+    event = {
+        **run_extra,
+        "model": config.model,
+        "epochs": config.epochs,
+        "start_epoch": start["start_epoch"],
+        "steps_per_epoch": start["steps_per_epoch"],
+        "balance_message": message,
+    }
+    emit("start", event)
+
+
 def fit_frames(
     config: TrainConfig,
     train_df: pd.DataFrame,
@@ -367,103 +694,20 @@ def fit_frames(
     info = current_dist()
     out_dir = Path(out_dir)
     device = _resolve_device(config.device)
-    val_labels = val_df["label"].to_numpy()
-    if len(np.unique(val_labels)) < 2:
-        raise ManifestError(
-            f"the validation rows hold only one class ({int((val_labels == 0).sum())} real, "
-            f"{int((val_labels == 1).sum())} fake); AUC-based model selection needs both"
-        )
-    if config.real_only:
-        train_df = train_df[train_df["label"] == 0].reset_index(drop=True)
-        if train_df.empty:
-            raise ManifestError("real_only: the training rows contain no real crops")
-        n = len(train_df)
-        balance = ClassBalance(counts={0: n, 1: 0}, weights={0: 1.0, 1: 0.0}, pos_weight=1.0)
-    else:
-        balance = class_balance(train_df["label"].to_numpy())
-
-    torch.manual_seed(config.seed)
-    model = create_detector(
-        config.model,
-        pretrained=config.pretrained,
-        checkpoint_path=config.init_checkpoint,
-        weights_dir=config.pretrained_dir,
-        **config.model_kwargs,
-    ).to(device)
-    model.set_cfg(_data_contract(model.cfg, root, config))
-    size = model.cfg.input_size
-    if config.input_size:
-        _check_input_size(model, size, device)
-    cache: bool | str = {"auto": "auto", "true": True, "false": False}[config.cache_images]
-    train_loader = create_loader(
-        train_df,
-        root,
-        size,
-        config.batch_size,
-        train=True,
-        seed=config.seed,
-        balance=config.balance == "sampler",
-        augment=config.augment,
-        num_workers=config.num_workers,
-        rank=info.rank,
-        world_size=info.world_size,
-        cache=cache,
-        pin_memory=device.type == "cuda",
-        interpolation=model.cfg.interpolation,
-    )
-    val_loader = create_loader(
-        val_df,
-        root,
-        size,
-        config.eval_batch_size or 2 * config.batch_size,
-        train=False,
-        num_workers=config.num_workers,
-        rank=info.rank,
-        world_size=info.world_size,
-        cache=cache,
-        pin_memory=device.type == "cuda",
-        interpolation=model.cfg.interpolation,
-    )
-    pos_weight = torch.tensor(balance.pos_weight, device=device) if config.balance == "loss" else None
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    lr = config.lr * (info.world_size if config.scale_lr else 1)
-    optimizer = create_optimizer(model, config.optimizer, lr, config.weight_decay, config.momentum)
-    steps_per_epoch = min(len(train_loader), config.max_steps_per_epoch or len(train_loader))
-    scheduler = create_scheduler(
-        optimizer,
-        config.scheduler,
-        config.epochs,
-        config.step_size,
-        config.gamma,
-        config.min_lr,
-        steps_per_epoch=steps_per_epoch,
-        warmup_steps=config.warmup_steps,
-    )
-    per_step = scheduler is not None and config.scheduler in PER_STEP_SCHEDULERS
-    use_amp = config.amp and device.type == "cuda"
-    fp16 = use_amp and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=fp16) if device.type == "cuda" else None
-    attack = _create_attack(config, model) if config.adv else None
-
-    history: list[dict[str, Any]] = []
-    steps: list[dict[str, Any]] = []
-    best_auc, best_epoch, bad_epochs, start_epoch = -math.inf, -1, 0, 0
-    best_threshold = 0.5
-    state_path = out_dir / STATE_NAME
+    train_df, balance = _training_rows(config, train_df, val_df)
+    model = _build_model(config, root, device)
+    loaders = _loaders(config, model, (train_df, val_df), root, device, info)
+    setup = _Setup.create(config, model, balance, len(loaders[0]), device, info.world_size)
+    progress = _Progress()
     if resume:
-        saved = load_train_state(state_path, model, optimizer, scheduler, scaler)
-        start_epoch = int(saved["epoch"]) + 1
-        history, steps = saved.get("history", []), saved.get("steps", [])
-        best_auc = float(saved.get("best_val_auc", -math.inf))
-        best_epoch, bad_epochs = int(saved.get("best_epoch", -1)), int(saved.get("bad_epochs", 0))
-        best_threshold = float(saved.get("threshold", 0.5))
-
+        saved = load_train_state(out_dir / STATE_NAME, model, setup.optimizer, setup.scheduler, setup.scaler)
+        progress = _Progress.from_state(saved)
     run_extra = {
         "world_size": info.world_size,
         "global_batch_size": config.batch_size * info.world_size,
-        "effective_lr": lr,
+        "effective_lr": setup.lr,
         "device": str(device),
-        "amp": use_amp,
+        "amp": setup.use_amp,
         "n_train": len(train_df),
         "n_val": len(val_df),
         "class_balance": balance.to_dict(),
@@ -471,163 +715,47 @@ def fit_frames(
     }
     writer = _RunWriter(out_dir, config, run_extra, resume) if info.is_main else None
     emit = callback if (callback is not None and info.is_main) else (lambda *_: None)
-    if writer is not None:
-        writer.log(_balance_message(balance, config.balance, len(val_df)))
-        writer.log(
-            f"model {config.model} (input {size}px), {info.world_size} process(es), per-process batch "
-            f"{config.batch_size}, global batch {config.batch_size * info.world_size}, lr {lr:g}, device {device}"
-            + (f", resuming at epoch {start_epoch}" if resume else "")
-        )
-    emit(
-        "start",
-        {
-            **run_extra,
-            "model": config.model,
-            "epochs": config.epochs,
-            "start_epoch": start_epoch,
-            "steps_per_epoch": min(len(train_loader), config.max_steps_per_epoch or len(train_loader)),
-            "balance_message": _balance_message(balance, config.balance, len(val_df)),
-        },
-    )
+    start = {
+        "input_size": model.cfg.input_size,
+        "start_epoch": progress.start_epoch,
+        "steps_per_epoch": setup.steps_per_epoch,
+    }
+    _announce(writer, emit, config, balance, run_extra, start)
 
     net: nn.Module = model
     frozen_state: bool | None = None
-    stopped_early = False
-    if start_epoch > 0 and bad_epochs >= config.patience > 0:
-        stopped_early = True
-        start_epoch = config.epochs
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
+    stopped_early = progress.start_epoch > 0 and progress.bad_epochs >= config.patience > 0
+    for epoch in range(config.epochs if stopped_early else progress.start_epoch, config.epochs):
         frozen = epoch < config.freeze_backbone_epochs
         if frozen != frozen_state:
             if hasattr(model, "freeze_backbone"):
                 model.freeze_backbone(frozen)
             net = _wrap_ddp(model, device, info)  # DDP registers hooks for trainable parameters only
             frozen_state = frozen
-        torch.manual_seed(config.seed * 1_000_003 + epoch * 1009 + info.rank)
-        for loader in (train_loader, val_loader):
-            loader.sampler.set_epoch(epoch)
-            loader.dataset.set_epoch(epoch)
-        emit("epoch_start", {"epoch": epoch, "epochs": config.epochs})
-        current_lr = optimizer.param_groups[0]["lr"]
-
-        def on_step(step: int, total: int, loss: float, epoch: int = epoch, lr_: float = current_lr) -> None:
-            if per_step:
-                lr_ = optimizer.param_groups[0]["lr"]
-                scheduler.step()
-            steps.append({"step": len(steps) + 1, "epoch": epoch, "loss": loss, "lr": lr_})
-            emit("step", {"epoch": epoch, "step": step, "steps": total, "loss": loss})
-
-        losses = train_one_epoch(
-            net,
-            train_loader,
-            optimizer,
-            loss_fn,
-            device,
-            dist_info=info,
-            amp=use_amp,
-            scaler=scaler,
-            attack=attack,
-            adv_ratio=config.adv_ratio,
-            grad_clip=config.grad_clip,
-            max_steps=config.max_steps_per_epoch,
-            on_step=on_step,
-        )
-        if config.precise_bn_batches > 0:
-            precise_bn(model, train_loader, config.precise_bn_batches, device, info)
-        probs, labels = _evaluate_all(model, val_loader, device, use_amp, info)
-        if scheduler is not None and not per_step:
-            scheduler.step()
-        metrics = validation_metrics(labels, probs)
-        row = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
-            **metrics,
-            "lr": current_lr,
-            "frozen": frozen,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-        history.append(row)
-        improved = math.isfinite(row["val_auc"]) and row["val_auc"] > best_auc
-        if improved:
-            best_auc, best_epoch, bad_epochs, best_threshold = row["val_auc"], epoch, 0, row["threshold"]
-        else:
-            bad_epochs += 1
+        row = _run_epoch(epoch, net, model, loaders, setup, progress, config, device, info, emit)
+        improved = progress.record(row)
         if writer is not None:
-            meta = _checkpoint_meta(config, row, run_extra)
-            if improved:
-                save_checkpoint(model, out_dir / "best.safetensors", **meta)
-            save_checkpoint(model, out_dir / "last.safetensors", **meta)
-            save_train_state(
-                state_path,
-                model,
-                optimizer,
-                scheduler,
-                scaler,
-                {
-                    "epoch": epoch,
-                    "history": history,
-                    "steps": steps,
-                    "best_val_auc": best_auc,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "threshold": best_threshold,
-                    "config": config.to_dict(),
-                },
-            )
-            writer.write_metrics(history)
-            writer.write_steps(steps)
-            writer.log(
-                f"epoch {epoch}: train_loss {row['train_loss']:.4f} val_loss {row['val_loss']:.4f} "
-                f"val_auc {row['val_auc']:.4f} val_bal_acc {row['val_balanced_acc']:.4f} "
-                f"threshold {row['threshold']:.3f}{' (best)' if improved else ''}"
-            )
-        emit("epoch_end", {**row, "improved": improved, "best_val_auc": best_auc, "epochs": config.epochs})
-        if config.patience > 0 and bad_epochs >= config.patience:
+            _save_epoch(writer, model, setup, progress, row, improved, run_extra)
+        emit("epoch_end", {**row, "improved": improved, "best_val_auc": progress.best_auc, "epochs": config.epochs})
+        if config.patience > 0 and progress.bad_epochs >= config.patience:
             stopped_early = True
             if writer is not None:
-                writer.log(f"early stopping: no better validation AUC for {bad_epochs} epochs")
+                writer.log(f"early stopping: no better validation AUC for {progress.bad_epochs} epochs")
             break
 
     barrier(info)
     result = TrainResult(
         run_dir=out_dir,
         best_checkpoint=out_dir / "best.safetensors",
-        history=history,
-        best_val_auc=best_auc if math.isfinite(best_auc) else float("nan"),
-        best_epoch=best_epoch,
-        threshold=best_threshold,
+        history=progress.history,
+        best_val_auc=progress.best_auc if math.isfinite(progress.best_auc) else float("nan"),
+        best_epoch=progress.best_epoch,
+        threshold=progress.threshold,
         balance=balance.to_dict(),
         stopped_early=stopped_early,
     )
-    if writer is not None and config.adv and config.adv_eval_images > 0 and best_epoch >= 0:
-        from fakescope.models import load_checkpoint
-
-        best, _ = load_checkpoint(result.best_checkpoint, map_location=device)
-        result.robustness = robustness_summary(
-            best, val_df, root, config.adv_eps, best_threshold, config.adv_eval_images, config.seed
-        )
-        writer.write_json("robustness.json", result.robustness)
-        c, r = result.robustness["clean"], result.robustness["attacked"]
-        writer.log(
-            f"clean vs robust ({result.robustness['n_images']} val images, {result.robustness['attack']}): "
-            f"balanced accuracy {c['balanced_accuracy']:.4f} -> {r['balanced_accuracy']:.4f}, "
-            f"AUC {c['auc']:.4f} -> {r['auc']:.4f}, fake recall {c['fake_recall']:.4f} -> {r['fake_recall']:.4f}"
-        )
     if writer is not None:
-        writer.write_json(
-            "result.json",
-            {
-                "best_checkpoint": result.best_checkpoint.name,
-                "best_epoch": best_epoch,
-                "best_val_auc": result.best_val_auc,
-                "threshold": best_threshold,
-                "epochs_run": len(history),
-                "stopped_early": stopped_early,
-                **run_extra,
-            },
-        )
-        writer.log(f"done: best epoch {best_epoch}, val AUC {best_auc:.4f}, threshold {best_threshold:.3f}")
+        _finish(writer, result, config, val_df, root, device, run_extra)
     emit("end", {"result": result})
     return result
 
