@@ -143,7 +143,7 @@ def transfer(args, fakes: torch.Tensor) -> dict:
 
 def pipeline(args) -> dict:
     from fakescope.attacks.face_detector import face_attack_videos
-    from fakescope.attacks.video import attack_video
+    from fakescope.video_attack import attack_video
 
     videos = sorted((SHARED / "dev" / "videos").glob("*/*.mp4"))
     t0 = time.perf_counter()

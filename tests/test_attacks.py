@@ -154,8 +154,8 @@ def test_attack_cli_writes_report(demo_checkpoint, tmp_path) -> None:
 def test_video_attack_end_to_end(demo_checkpoint, demo_media, tmp_path) -> None:
     import pandas as pd
 
-    from fakescope.attacks.video import attack_video
     from fakescope.data.media import probe_video
+    from fakescope.video_attack import attack_video
 
     ckpt, _ = demo_checkpoint
     media = pd.read_csv(demo_media)

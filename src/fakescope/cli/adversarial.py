@@ -129,7 +129,7 @@ def attack_video(
     """Attack a video's faces, paste back, re-encode (H.264) and run the full prediction pipeline again."""
     from rich.console import Console
 
-    from fakescope.attacks.video import attack_video as run
+    from fakescope.video_attack import attack_video as run
 
     eps_list = _eps(eps)
     if len(eps_list) != 1:
