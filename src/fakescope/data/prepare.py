@@ -482,136 +482,92 @@ def assemble_manifest(records: Sequence[MediaRecord], out_dir: Path, fingerprint
     return df
 
 
-def prepare_dataset(
-    kind: str,
-    root: str | Path,
-    out_dir: str | Path,
-    *,
-    size: int = 256,
-    num_frames: int | None = 32,
-    every: int | None = None,
-    per_second: float | None = None,
-    detector: str = "blazeface",
-    weights_dir: str | Path | None = None,
-    margin: float = 0.3,
-    max_faces: int | None = None,
-    align: bool = True,
-    pictures: str = "whole",
-    workers: int = 1,
-    executor: str = "process",
-    ray_address: str | None = None,
-    threads_per_worker: int | None = None,
-    cropped: bool | None = None,
-    seed: int = 0,
-    split_ratios: Sequence[float] = (0.7, 0.15, 0.15),
-    adapter_options: dict[str, Any] | None = None,
-    records: Sequence[MediaRecord] | None = None,
-    progress: ProgressFn | None = None,
-) -> PrepareResult:
-    """Turn the dataset ``kind`` at ``root`` into face crops and a manifest under ``out_dir``.
+@dataclass(frozen=True)
+class RunOptions:
+    """How a prepare run executes (none of these change the crops).
 
-    Args:
-        kind: dataset adapter (``fakescope.data.adapters.list_adapters()``).
-        root: dataset folder (for ``csv``: the CSV file or its folder).
-        out_dir: output folder (created); re-running on it resumes.
-        size: crop side in pixels.
-        num_frames: evenly spaced frames per video; ``every`` / ``per_second`` select other sampling.
-        every: keep every k-th frame.
-        per_second: keep k frames per second.
-        detector: face-detector backend.
-        weights_dir: offline folder with the detector's model files.
-        margin: box growth before cropping.
-        max_faces: faces kept per frame (None = all).
-        align: level the eyes where the detector gives eye keypoints.
-        pictures: ``whole`` or ``cut``, for pictures that are face crops (see :class:`PrepareOptions`).
+    Attributes:
         workers: parallel workers (processes or Ray actors).
         executor: ``"process"`` (local process pool) or ``"ray"``.
         ray_address: Ray cluster address (None = start a local instance with ``workers`` CPUs).
         threads_per_worker: CPU threads each worker may use for decoding and OpenCV; None = all cores with one
-            worker, else an even share (:func:`default_threads_per_worker`), so that workers do not oversubscribe
-            the machine. Does not change the crops.
-        cropped: inputs are face crops (True), never (False), or decide per image (None).
+            worker, else an even share (:func:`default_threads_per_worker`), so workers do not oversubscribe.
         seed: split seed.
         split_ratios: train, val, test fractions of videos.
-        adapter_options: extra options for the adapter (``csv``: ``group_col`` ...).
-        records: use these records instead of calling the adapter (for tests and custom sources).
-        progress: called as ``progress(done, total)`` after each input that needed work.
-
-    Returns:
-        A :class:`PrepareResult`.
-
-    Raises:
-        ValueError: bad options.
-        FakescopeError: unusable dataset layout, or no input produced a crop.
     """
-    from fakescope.data.manifest import MANIFEST_NAME, write_manifest
-    from fakescope.data.splits import assign_splits
-    from fakescope.utils.runinfo import write_run_info
 
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
-    if size < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    if threads_per_worker is not None and threads_per_worker < 1:
-        raise ValueError(f"threads_per_worker must be >= 1, got {threads_per_worker}")
-    threads = threads_per_worker if threads_per_worker is not None else default_threads_per_worker(workers, executor)
-    out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    opts = PrepareOptions(
-        size=size,
-        num_frames=num_frames,
-        every=every,
-        per_second=per_second,
-        detector=detector,
-        weights_dir=str(weights_dir) if weights_dir is not None else None,
-        margin=margin,
-        max_faces=max_faces,
-        align=align,
-        pictures=pictures,
-        cropped=cropped,
-    )
+    workers: int = 1
+    executor: str = "process"
+    ray_address: str | None = None
+    threads_per_worker: int | None = None
+    seed: int = 0
+    split_ratios: tuple[float, ...] = (0.7, 0.15, 0.15)
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}; choose one of {list(EXECUTORS)}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise ValueError(f"threads_per_worker must be >= 1, got {self.threads_per_worker}")
+        object.__setattr__(self, "split_ratios", tuple(float(x) for x in self.split_ratios))
+
+    @property
+    def threads(self) -> int:
+        """Threads per worker, resolved."""
+        if self.threads_per_worker is not None:
+            return self.threads_per_worker
+        return default_threads_per_worker(self.workers, self.executor)
+
+
+def _split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword values -> (PrepareOptions fields, RunOptions fields); an unknown key is a TypeError naming all."""
+    crop_keys, run_keys = set(PrepareOptions.__dataclass_fields__), set(RunOptions.__dataclass_fields__)
+    unknown = sorted(set(values) - crop_keys - run_keys)
+    if unknown:
+        raise TypeError(f"prepare_dataset: unknown option(s) {unknown}; valid: {sorted(crop_keys | run_keys)}")
+    crop = {k: v for k, v in values.items() if k in crop_keys}
+    if crop.get("weights_dir") is not None:
+        crop["weights_dir"] = str(crop["weights_dir"])
+    return crop, {k: v for k, v in values.items() if k in run_keys}
+
+
+def _check_options(opts: PrepareOptions) -> None:
     from fakescope.data.contract import PICTURE_MODES
-    from fakescope.data.faces import resolve_blazeface_weights
 
-    if pictures not in PICTURE_MODES:
-        raise ValueError(f"unknown pictures mode {pictures!r}; choose one of {list(PICTURE_MODES)}")
-    recs = list(records) if records is not None else load_records(kind, root, **(adapter_options or {}))
-    if detector == "blazeface" and cropped is not True:  # fail once, up front, rather than once per input
-        resolve_blazeface_weights(weights_dir=weights_dir)
+    if opts.size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {opts.size}")
+    if opts.pictures not in PICTURE_MODES:
+        raise ValueError(f"unknown pictures mode {opts.pictures!r}; choose one of {list(PICTURE_MODES)}")
+
+
+def _usable_records(recs: list[MediaRecord], kind: str) -> tuple[list[MediaRecord], list[ItemResult]]:
+    """Records with a dataset name and UTF-8 names, and a failure row for each one whose name is not UTF-8."""
     recs = [r if r.dataset else replace(r, dataset=kind) for r in recs]
     unnamable = [r for r in recs if not _utf8(str(r.media_path)) or not _utf8(r.video_id)]
     recs = [r for r in recs if r not in unnamable]  # a manifest holds UTF-8 text: such names get a failure row
     if len({(r.dataset, r.video_id) for r in recs}) != len(recs):
         raise ValueError("records must have unique (dataset, video_id) pairs")
-    fingerprint = opts.fingerprint()
-    _clean_temporaries(out)
+    reason = "file name is not valid UTF-8 (rename the file)"
+    failures = [ItemResult(str(r.media_path), r.video_id, r.dataset, ok=False, reason=reason) for r in unnamable]
+    return recs, failures
 
-    todo = [r for r in recs if read_shard(shard_path(out, r), fingerprint) is None]
-    n_resumed = len(recs) - len(todo)
-    if n_resumed:
-        logger.info("resuming: %d of %d inputs already done", n_resumed, len(recs))
-    failures: list[ItemResult] = [
-        ItemResult(
-            media_path=str(r.media_path),
-            video_id=r.video_id,
-            dataset=r.dataset,
-            ok=False,
-            reason="file name is not valid UTF-8 (rename the file)",
-        )
-        for r in unnamable
-    ]
+
+def _run_items(
+    todo: list[MediaRecord], opts: PrepareOptions, run: RunOptions, out: Path, progress: ProgressFn | None
+) -> tuple[list[ItemResult], dict[str, float], int, float]:
+    """Process the inputs that need work: (failures, summed stage timings, inputs processed now, seconds)."""
+    failures: list[ItemResult] = []
     timings = dict.fromkeys(STAGES, 0.0)
     n_processed = 0
     if progress is not None:
         progress(0, len(todo))
     t_start = time.perf_counter()
     results: Iterable[ItemResult] = ()
-    if todo and executor == "ray":
-        results = _run_ray(todo, opts, out, workers, ray_address, threads)
+    if todo and run.executor == "ray":
+        results = _run_ray(todo, opts, out, run.workers, run.ray_address, run.threads)
     elif todo:
-        results = _run_process(todo, opts, out, workers, threads)
+        results = _run_process(todo, opts, out, run.workers, run.threads)
     for done, res in enumerate(results, start=1):
         if res.ok:
             n_processed += 0 if res.skipped else 1
@@ -622,31 +578,76 @@ def prepare_dataset(
             timings[k] = timings.get(k, 0.0) + v
         if progress is not None:
             progress(done, len(todo))
-    elapsed = time.perf_counter() - t_start
+    return failures, timings, n_processed, time.perf_counter() - t_start
 
+
+def prepare_dataset(
+    kind: str,
+    root: str | Path,
+    out_dir: str | Path,
+    options: PrepareOptions | None = None,
+    *,
+    run: RunOptions | None = None,
+    adapter_options: dict[str, Any] | None = None,
+    records: Sequence[MediaRecord] | None = None,
+    progress: ProgressFn | None = None,
+    **values: Any,
+) -> PrepareResult:
+    """Turn the dataset ``kind`` at ``root`` into face crops and a manifest under ``out_dir``.
+
+    Args:
+        kind: dataset adapter (``fakescope.data.adapters.list_adapters()``).
+        root: dataset folder (for ``csv``: the CSV file or its folder).
+        out_dir: output folder (created); re-running on it resumes.
+        options: how the crops are made (:class:`PrepareOptions`; default: its defaults).
+        run: how the run executes: workers, executor, threads, split seed and ratios (:class:`RunOptions`).
+        adapter_options: extra options for the adapter (``csv``: ``group_col`` ...).
+        records: use these records instead of calling the adapter (for tests and custom sources).
+        progress: called as ``progress(done, total)`` after each input that needed work.
+        **values: fields of either options class by name (``size=160, workers=2``), over ``options`` / ``run``.
+
+    Returns:
+        A :class:`PrepareResult`.
+
+    Raises:
+        ValueError: bad options. TypeError: an option that neither class has.
+        FakescopeError: unusable dataset layout, or no input produced a crop.
+    """
+    from fakescope.data.faces import resolve_blazeface_weights
+    from fakescope.data.manifest import MANIFEST_NAME, write_manifest
+    from fakescope.data.splits import assign_splits
+    from fakescope.utils.runinfo import write_run_info
+
+    crop_values, run_values = _split_values(values)
+    opts = replace(options or PrepareOptions(), **crop_values)
+    run = replace(run or RunOptions(), **run_values)
+    _check_options(opts)
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    recs = list(records) if records is not None else load_records(kind, root, **(adapter_options or {}))
+    if opts.detector == "blazeface" and opts.cropped is not True:  # fail once, up front, not once per input
+        resolve_blazeface_weights(weights_dir=opts.weights_dir)
+    recs, failures = _usable_records(recs, kind)
+    n_unnamable = len(failures)
+    fingerprint = opts.fingerprint()
+    _clean_temporaries(out)
+    todo = [r for r in recs if read_shard(shard_path(out, r), fingerprint) is None]
+    n_resumed = len(recs) - len(todo)
+    if n_resumed:
+        logger.info("resuming: %d of %d inputs already done", n_resumed, len(recs))
+    failed, timings, n_processed, elapsed = _run_items(todo, opts, run, out, progress)
     order = {str(r.media_path): i for i, r in enumerate(recs)}
-    failures.sort(key=lambda f: order.get(f.media_path, math.inf))
+    failures = sorted(failures + failed, key=lambda f: order.get(f.media_path, math.inf))
     failures_path = write_failures(out / "failures.csv", failures)
     df = assemble_manifest(recs, out, fingerprint)
     manifest_path: Path | None = None
     if len(df):
-        df = assign_splits(df, seed=seed, ratios=split_ratios)
+        df = assign_splits(df, seed=run.seed, ratios=run.split_ratios)
         manifest_path = write_manifest(df, out / MANIFEST_NAME)
-    config = {
-        "command": "prepare",
-        "kind": kind,
-        "root": str(Path(root).expanduser().resolve()) if root is not None else None,
-        "out_dir": str(out),
-        **asdict(opts),
-        "workers": workers,
-        "executor": executor,
-        "ray_address": ray_address,
-        "threads_per_worker": threads,
-        "seed": seed,
-        "split_ratios": [float(x) for x in split_ratios],
-        "adapter_options": dict(adapter_options or {}),
-    }
-    write_run_info(out, config)
+    root_str = str(Path(root).expanduser().resolve()) if root is not None else None
+    config = {"command": "prepare", "kind": kind, "root": root_str, "out_dir": str(out), **asdict(opts)}
+    config.update(asdict(run), threads_per_worker=run.threads, split_ratios=list(run.split_ratios))
+    write_run_info(out, {**config, "adapter_options": dict(adapter_options or {})})
     if manifest_path is None:
         raise FakescopeError(f"{root}: no input produced a face crop ({len(failures)} failed; see {failures_path})")
     return PrepareResult(
@@ -654,7 +655,7 @@ def prepare_dataset(
         n_rows=len(df),
         n_failed=len(failures),
         failures_path=failures_path,
-        n_media=len(recs) + len(unnamable),
+        n_media=len(recs) + n_unnamable,
         n_resumed=n_resumed,
         n_processed=n_processed,
         elapsed_s=elapsed,
