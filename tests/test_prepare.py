@@ -238,7 +238,7 @@ def test_process_pool_matches_serial_run(tmp_path, weights_dir):
 
 
 def test_default_threads_share_the_cores(monkeypatch):
-    from fakescope.data import prepare
+    from fakescope.data import options as prepare
 
     monkeypatch.setattr(prepare, "default_workers", lambda: 8)
     assert prepare.default_threads_per_worker(1) is None  # one worker: the libraries' defaults (all cores)

@@ -35,14 +35,14 @@ class ModelLoadError(FakescopeError):
 
 def default_workers() -> int:
     """All the CPUs this process may use."""
-    from fakescope.data.prepare import default_workers as cpus
+    from fakescope.data.options import default_workers as cpus
 
     return cpus()
 
 
 def threads_per_worker(workers: int) -> int | None:
     """Each worker's share of the cores: None (the libraries' defaults) for one worker, else ``cores // N``."""
-    from fakescope.data.prepare import default_threads_per_worker
+    from fakescope.data.options import default_threads_per_worker
 
     return default_threads_per_worker(workers)
 

@@ -12,10 +12,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from fakescope.data.options import PrepareOptions, RunOptions
+
 console = Console()
 
 manifest_app = typer.Typer(help="Inspect and check a manifest.", no_args_is_help=True)
 
+_CROPS, _RUN = PrepareOptions(), RunOptions()  # the defaults, declared once in fakescope.data.options
 _KINDS_HELP = "Dataset layout: celebdf, dfdc, dfdc-faces, deepfake-faces, ffpp, folder, csv (see docs/data.md)."
 
 
@@ -33,15 +36,15 @@ def prepare(
     kind: str = typer.Argument(..., help=_KINDS_HELP),
     root: Path = typer.Argument(..., help="Dataset folder (for csv: the CSV file or its folder)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (crops, manifest.parquet, failures.csv)."),
-    size: int = typer.Option(256, help="Side of the square face crops in pixels."),
-    frames: int = typer.Option(32, "--frames", help="Evenly spaced frames per video."),
+    size: int = typer.Option(_CROPS.size, help="Side of the square face crops in pixels."),
+    frames: int = typer.Option(_CROPS.num_frames, "--frames", help="Evenly spaced frames per video."),
     every: int | None = typer.Option(None, help="Sample every k-th frame instead of --frames."),
     per_second: float | None = typer.Option(None, "--per-second", help="Sample k frames per second instead."),
-    detector: str = typer.Option("blazeface", help="Face detector backend (blazeface, haar)."),
-    margin: float = typer.Option(0.3, help="Grow each face box by this fraction before cropping."),
+    detector: str = typer.Option(_CROPS.detector, help="Face detector backend (blazeface, haar)."),
+    margin: float = typer.Option(_CROPS.margin, help="Grow each face box by this fraction before cropping."),
     max_faces: int | None = typer.Option(None, "--max-faces", help="Keep at most this many faces per frame."),
-    workers: int = typer.Option(1, help="Parallel workers (processes, or Ray actors with --executor ray)."),
-    executor: str = typer.Option("process", help="process (local pool) or ray."),
+    workers: int = typer.Option(_RUN.workers, help="Parallel workers (processes, or Ray actors with --executor ray)."),
+    executor: str = typer.Option(_RUN.executor, help="process (local pool) or ray."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     threads_per_worker: int | None = typer.Option(
         None,
@@ -49,16 +52,18 @@ def prepare(
         help="Decoding/OpenCV threads per worker (default: all cores for 1 worker, an even share for several).",
     ),
     align: bool = typer.Option(
-        True, "--align/--no-align", help="Level the eyes of each face before cropping (BlazeFace keypoints)."
+        _CROPS.align, "--align/--no-align", help="Level the eyes of each face before cropping (BlazeFace keypoints)."
     ),
     pictures: str = typer.Option(
-        "whole", "--pictures", help="Face-crop pictures become crops 'whole' (resized) or 'cut' (face cut with margin)."
+        _CROPS.pictures,
+        "--pictures",
+        help="Face-crop pictures become crops 'whole' (resized) or 'cut' (face cut with margin).",
     ),
     cropped: bool | None = typer.Option(
         None, "--cropped/--no-cropped", help="Inputs are face crops / always detect (default: decide per image)."
     ),
-    seed: int = typer.Option(0, help="Split seed."),
-    ratios: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions of videos."),
+    seed: int = typer.Option(_RUN.seed, help="Split seed."),
+    ratios: str = typer.Option(",".join(map(str, _RUN.split_ratios)), help="Train,val,test fractions of videos."),
     path_col: str | None = typer.Option(None, "--path-col", help="csv: column with the media path (default path)."),
     label_col: str | None = typer.Option(None, "--label-col", help="csv: column with the label (default label)."),
     group_col: str | None = typer.Option(None, "--group-col", help="csv: column whose rows must share a split."),
@@ -112,29 +117,22 @@ def prepare(
             bar.update(task, completed=done, total=total, rate=speed)
 
         try:
-            result = prepare_dataset(
-                kind,
-                root,
-                out,
+            crops = PrepareOptions(
                 size=size,
                 num_frames=frames,
                 every=every,
                 per_second=per_second,
                 detector=detector,
-                weights_dir=weights_from,
+                weights_dir=str(weights_from) if weights_from else None,
                 margin=margin,
                 max_faces=max_faces,
-                workers=workers,
-                executor=executor,
-                ray_address=address,
-                threads_per_worker=threads_per_worker,
                 align=align,
                 pictures=pictures,
                 cropped=cropped,
-                seed=seed,
-                split_ratios=_parse_ratios(ratios),
-                adapter_options=adapter_options,
-                progress=on_progress,
+            )
+            run = RunOptions(workers, executor, address, threads_per_worker, seed, _parse_ratios(ratios))
+            result = prepare_dataset(
+                kind, root, out, crops, run=run, adapter_options=adapter_options, progress=on_progress
             )
         except ValueError as exc:  # unknown kind/executor, bad sizes: a usage error, not a crash
             raise typer.BadParameter(str(exc)) from None
@@ -151,8 +149,8 @@ def prepare(
 
 def split(
     manifest: Path = typer.Argument(..., help="Manifest (.parquet, or its folder)."),
-    seed: int = typer.Option(0, help="Split seed."),
-    ratios: str = typer.Option("0.7,0.15,0.15", help="Train,val,test fractions of videos."),
+    seed: int = typer.Option(_RUN.seed, help="Split seed."),
+    ratios: str = typer.Option(",".join(map(str, _RUN.split_ratios)), help="Train,val,test fractions of videos."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of overwriting MANIFEST."),
 ) -> None:
     """Re-split a manifest: linked videos stay together, official test lists are kept, deterministic per seed."""
