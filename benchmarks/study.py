@@ -129,7 +129,7 @@ def main() -> None:
             cfg = _config(recipe, steps, args.eval_every, args.shared / "weights" / "imagenet")
             if not (run / "result.json").is_file():
                 t0 = time.perf_counter()
-                fit(cfg, manifest, run)
+                fit(cfg, manifest, run, resume=(run / "last_state.safetensors").is_file())
                 seconds[run.name] = time.perf_counter() - t0
                 print(f"trained {run.name} in {seconds[run.name]:.0f} s", flush=True)
             runs[run.name] = run
