@@ -7,13 +7,14 @@ Nested augmentation keys use dots: ``--set augment.self_blend=0.3``; model build
 
 from __future__ import annotations
 
-import types
+import functools
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from fakescope.data.transforms import AugmentConfig
 from fakescope.errors import FakescopeError
@@ -164,11 +165,16 @@ def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
+@functools.cache
+def _adapter(key: str) -> TypeAdapter:
+    """pydantic's validator of one TrainConfig field (lax mode: "3" -> 3, "true" -> True; 2.5 is no int)."""
+    return TypeAdapter(_field_types()[key], config=ConfigDict(coerce_numbers_to_str=True))
+
+
 def _coerce(key: str, value: Any) -> Any:
-    types_ = _field_types()
-    if key not in types_:
-        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(types_))}")
-    tp = types_[key]
+    """A YAML/CLI value checked and converted to the type of TrainConfig field ``key`` (pydantic)."""
+    if key not in _field_types():
+        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(_field_types()))}")
     if key == "augment":
         try:
             return AugmentConfig.from_value(value)
@@ -176,36 +182,16 @@ def _coerce(key: str, value: Any) -> Any:
             raise ConfigError(f"augment: {exc}") from exc
     if key == "cache_images" and isinstance(value, bool):
         return "true" if value else "false"
-    args = typing.get_args(tp)
-    optional = type(None) in args and (typing.get_origin(tp) in (typing.Union, types.UnionType))
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~") and optional):
-        if optional:
-            return None
-        raise ConfigError(f"{key} cannot be empty")
-    base = next((a for a in args if a is not type(None)), tp) if optional else tp
-    origin = typing.get_origin(base) or base
+    optional = type(None) in typing.get_args(_field_types()[key])
+    if optional and isinstance(value, str) and value.lower() in ("none", "null", "~"):
+        value = None  # "none" is a value of its own for scheduler ("none") and the like
     try:
-        if origin is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes", "on")
-            return bool(value)
-        if origin is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if origin is float:
-            return float(value)
-        if origin is str:
-            return str(value)
-        if origin is dict:
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return dict(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key}={value!r} is not a valid {getattr(origin, '__name__', origin)}") from exc
-    return value  # pragma: no cover
+        return _adapter(key).validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        if value is None:
+            raise ConfigError(f"{key} cannot be empty") from None
+        raise ConfigError(f"{key}={value!r} is not valid: {reason}") from None
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
