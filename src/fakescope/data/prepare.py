@@ -243,9 +243,28 @@ class PrepareWorker:
         timings["decode"] += time.perf_counter() - t0
         if not frames:
             raise MediaError(path, "no frame could be decoded")
+        faces = self._faces(rec, kind, frames, timings)
+        if not faces:
+            hint = " (pass cropped=True / --cropped if these are face crops)" if kind == "image" else ""
+            raise MediaError(path, f"no face found in {len(frames)} sampled frame(s){hint}")
+        rows = []
+        for face in faces:
+            t0 = time.perf_counter()
+            data = _encode_png(face[-1])
+            timings["crop"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            crop = cdir / f"{int(face[0]):06d}_{int(face[2]):02d}.png"
+            atomic_write_bytes(crop, data)
+            timings["write"] += time.perf_counter() - t0
+            rows.append(_manifest_row(rec, face, crop.relative_to(self.out_dir).as_posix()))
+        return rows
 
+    def _faces(self, rec: MediaRecord, kind: str, frames: list, timings: dict[str, float]) -> list[tuple]:
+        """``(frame_index, timestamp, track_id, box, score, crop)`` per face: a face-crop picture as the contract
+        says, else every detected face of every frame."""
         from fakescope.data.contract import CropContract, crop_picture, face_in_crop
 
+        opts = self.opts
         contract = CropContract(size=opts.size, margin=opts.margin, align=opts.align, pictures=opts.pictures)
         cropped = opts.cropped if opts.cropped is not None else rec.cropped
         whole_face = None
@@ -256,10 +275,9 @@ class PrepareWorker:
             timings["detect"] += det.seconds - before
             if cropped is None:
                 cropped = whole_face is not None
-        # (frame_index, timestamp, track_id, box, score, image)
-        faces: list[tuple[int, float, int, tuple[float, float, float, float], float, np.ndarray]] = []
         t0 = time.perf_counter()
         if cropped:
+            faces = []
             for fr in frames:
                 h, w = fr.image.shape[:2]
                 cut = whole_face is not None and contract.pictures == "cut"
@@ -278,44 +296,34 @@ class PrepareWorker:
             timings["crop"] -= det.seconds - before
             faces = [(c.frame_index, c.timestamp, c.track_id, tuple(c.box), c.score, c.image) for c in found]
         timings["crop"] += time.perf_counter() - t0
-        if not faces:
-            hint = " (pass cropped=True / --cropped if these are face crops)" if kind == "image" else ""
-            raise MediaError(path, f"no face found in {len(frames)} sampled frame(s){hint}")
+        return faces
 
-        rows = []
-        for frame_index, timestamp, track_id, box, score, image in faces:
-            t0 = time.perf_counter()
-            data = _encode_png(image)
-            timings["crop"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            crop = cdir / f"{int(frame_index):06d}_{int(track_id):02d}.png"
-            atomic_write_bytes(crop, data)
-            timings["write"] += time.perf_counter() - t0
-            rows.append(
-                {
-                    "dataset": rec.dataset,
-                    "video_id": rec.video_id,
-                    "source_id": rec.source_id or rec.video_id,
-                    "identity": rec.identity,
-                    "group_id": rec.group_id,
-                    "label": int(rec.label),
-                    "manipulation": rec.manipulation,
-                    "compression": rec.compression,
-                    "split": "",
-                    "media_path": str(rec.media_path),
-                    "frame_index": int(frame_index),
-                    "timestamp": float(timestamp),
-                    "track_id": int(track_id),
-                    "box_x1": float(box[0]),
-                    "box_y1": float(box[1]),
-                    "box_x2": float(box[2]),
-                    "box_y2": float(box[3]),
-                    "det_score": float(score),
-                    "crop_path": crop.relative_to(self.out_dir).as_posix(),
-                    "official_split": rec.official_split,
-                }
-            )
-        return rows
+
+def _manifest_row(rec: MediaRecord, face: tuple, crop_path: str) -> dict[str, Any]:
+    """One manifest row: the record's labels and grouping, the face's place and score, the crop file."""
+    frame_index, timestamp, track_id, box, score, _ = face
+    return {
+        "dataset": rec.dataset,
+        "video_id": rec.video_id,
+        "source_id": rec.source_id or rec.video_id,
+        "identity": rec.identity,
+        "group_id": rec.group_id,
+        "label": int(rec.label),
+        "manipulation": rec.manipulation,
+        "compression": rec.compression,
+        "split": "",
+        "media_path": str(rec.media_path),
+        "frame_index": int(frame_index),
+        "timestamp": float(timestamp),
+        "track_id": int(track_id),
+        "box_x1": float(box[0]),
+        "box_y1": float(box[1]),
+        "box_x2": float(box[2]),
+        "box_y2": float(box[3]),
+        "det_score": float(score),
+        "crop_path": crop_path,
+        "official_split": rec.official_split,
+    }
 
 
 def _run_chunk(records: list[MediaRecord], opts: PrepareOptions, out_dir: str, threads: int | None) -> list[ItemResult]:
