@@ -116,24 +116,7 @@ def fit_folds(
     threshold = choose_threshold(y, oof)
     desc_path = out_dir / "ensemble.json"
     if info.is_main:
-        from fakescope import __version__
-
-        first = json.loads((out_dir / "fold_0" / "best.json").read_text(encoding="utf-8"))
-        desc = {
-            "kind": ENSEMBLE_KIND,
-            "combine": "mean_probability",
-            "model": config.model,
-            "members": members,
-            "folds": k,
-            "cfg": first.get("cfg"),
-            "threshold": threshold,
-            "threshold_rule": "max balanced accuracy (Youden J) on out-of-fold predictions",
-            "oof_auc": oof_auc,
-            "fold_val_auc": fold_aucs,
-            "config": config.to_dict(),
-            "fakescope_version": __version__,
-        }
-        atomic_write_text(desc_path, json.dumps(desc, indent=2, default=str))
+        _write_descriptor(desc_path, config, members, threshold, oof_auc, fold_aucs)
     barrier(info)
     return TrainResult(
         run_dir=out_dir,
@@ -149,3 +132,29 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return pd.read_csv(path).to_dict("records")
+
+
+def _write_descriptor(
+    desc_path: Path, config: Any, members: list[str], threshold: float, oof_auc: float, fold_aucs: list[float]
+) -> None:
+    """``ensemble.json``: the members, the OOF-chosen threshold and AUC, the config and the fakescope version."""
+    out_dir = desc_path.parent
+    k = len(members)
+    from fakescope import __version__
+
+    first = json.loads((out_dir / "fold_0" / "best.json").read_text(encoding="utf-8"))
+    desc = {
+        "kind": ENSEMBLE_KIND,
+        "combine": "mean_probability",
+        "model": config.model,
+        "members": members,
+        "folds": k,
+        "cfg": first.get("cfg"),
+        "threshold": threshold,
+        "threshold_rule": "max balanced accuracy (Youden J) on out-of-fold predictions",
+        "oof_auc": oof_auc,
+        "fold_val_auc": fold_aucs,
+        "config": config.to_dict(),
+        "fakescope_version": __version__,
+    }
+    atomic_write_text(desc_path, json.dumps(desc, indent=2, default=str))
