@@ -66,7 +66,7 @@ def test_feature_squeezing_detects_pgd8(demo_split_images, tmp_path) -> None:
     np.testing.assert_allclose(loaded.score(x_adv[:4]), adv[:4], atol=1e-6)
 
 
-@pytest.mark.slow  # trains the learned detector on PGD crops; reproducible since the demo clips are (CI runs slow tests)
+@pytest.mark.slow  # trains the learned detector on PGD crops; reproducible since the demo clips are (CI runs it)
 def test_learned_detector_and_json(demo_split_images) -> None:
     from fakescope.attacks.evaluate import run_attack
 
