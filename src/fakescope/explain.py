@@ -101,19 +101,23 @@ def gradcam_heatmaps(model: Any, crops: np.ndarray, batch_size: int = 16) -> np.
 
     if len(crops) == 0:
         return np.zeros((0, *crops.shape[1:3]), dtype=np.float32)
-    was_training = model.training
-    model.eval()
+    from fakescope.models.inference import eval_mode
+
     out = []
     try:
-        with GradCAM(
-            model=model, target_layers=gradcam_target_layers(model), reshape_transform=gradcam_reshape_transform(model)
-        ) as cam:
+        with (
+            eval_mode(model),
+            GradCAM(
+                model=model,
+                target_layers=gradcam_target_layers(model),
+                reshape_transform=gradcam_reshape_transform(model),
+            ) as cam,
+        ):
             for i in range(0, len(crops), batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(crops[i : i + batch_size])).permute(0, 3, 1, 2).float() / 255
                 heat = cam(input_tensor=x, targets=[FakeLogitTarget()] * len(x))
                 out.append(np.asarray(heat, dtype=np.float32))
     finally:
-        model.train(was_training)
         model.zero_grad(set_to_none=True)
     return np.concatenate(out)
 

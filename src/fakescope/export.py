@@ -75,26 +75,23 @@ def export_onnx_bytes(
     import onnx
     import torch
 
+    from fakescope.models.inference import eval_mode
+
     if input_size is None:
         input_size = int(model.cfg.input_size)
-    was_training = model.training
-    model.eval()
     dummy = torch.rand(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
     buf = io.BytesIO()
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (dummy,),
-                buf,
-                input_names=["image"],
-                output_names=["logit"],
-                dynamic_axes={"image": {0: "batch"}, "logit": {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        torch.onnx.export(
+            model,
+            (dummy,),
+            buf,
+            input_names=["image"],
+            output_names=["logit"],
+            dynamic_axes={"image": {0: "batch"}, "logit": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
     proto = onnx.load_from_string(buf.getvalue())
     if metadata:
         entry = proto.metadata_props.add()
@@ -142,6 +139,8 @@ def check_parity(
     """
     import torch
 
+    from fakescope.models.inference import eval_mode
+
     size = onnx_model.input_size
     g = torch.Generator().manual_seed(seed)
     noise = torch.rand(max(1, n // 2), 3, size, size, generator=g)
@@ -149,13 +148,8 @@ def check_parity(
         torch.rand(max(1, n - n // 2), 3, 8, 8, generator=g), size=(size, size), mode="bilinear", align_corners=False
     )
     x = torch.cat([noise, smooth])
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            ref = model(x).reshape(-1).double().numpy()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        ref = model(x).reshape(-1).double().numpy()
     got = onnx_model(x).reshape(-1).double().numpy()
     sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     return ParityReport(

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fakescope.models.inference import eval_mode
+
 _logger = logging.getLogger(__name__)
 
 Norm = Literal["linf", "l2"]
@@ -151,18 +153,13 @@ class Attack:
         self.calls += 1
         if self.eps == 0 or x.shape[0] == 0:
             return x.detach().clone()
-        was_training = self.model.training
         device = x.device
         x_np = x.detach().float().cpu().numpy().astype(np.float32)
         y_np = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y).reshape(-1).astype(int)
         onehot = np.eye(2, dtype=np.float32)[y_np]
         size = x_np.shape[-1]
-        try:
-            self.model.eval()
-            with seeded(seed) as gen:
-                x_adv = self._generate(x_np, onehot, size, _model_device(self.model), gen)
-        finally:
-            self.model.train(was_training)
+        with eval_mode(self.model), seeded(seed) as gen:
+            x_adv = self._generate(x_np, onehot, size, _model_device(self.model), gen)
         out = self.project(torch.from_numpy(np.asarray(x_adv, dtype=np.float32)), torch.from_numpy(x_np))
         return out.to(device=device, dtype=x.dtype)
 

@@ -22,6 +22,7 @@ from torch import nn
 from fakescope.attacks._base import format_eps
 from fakescope.attacks._registry import create_attack
 from fakescope.eval.report import json_safe, markdown_table
+from fakescope.models.inference import predict_proba as predict_proba  # the one batched P(fake)
 from fakescope.utils.io import atomic_path, atomic_write_text
 
 _logger = logging.getLogger(__name__)
@@ -70,17 +71,6 @@ def load_rows(
     ds = FaceDataset(df, Path(root), input_size)
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     return x, df["label"].to_numpy().astype(int), df
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """P(fake) of ``x`` (``N,3,S,S``) in eval mode, batched, as a NumPy array."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = [torch.sigmoid(model(x[i : i + batch_size].to(device)).float()).cpu() for i in range(0, len(x), batch_size)]
-    model.train(was)
-    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def run_attack(

@@ -36,6 +36,7 @@ from torch import nn
 
 from fakescope.defenses.learned import FeatureDetector
 from fakescope.defenses.squeezing import FeatureSqueezing
+from fakescope.models.inference import eval_mode
 
 _logger = logging.getLogger(__name__)
 
@@ -164,12 +165,8 @@ class AdaptiveAttack:
         seed = self.seed + self.calls
         self.calls += 1
         gen = torch.Generator().manual_seed(seed)
-        was = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             parts = [self._attack_batch(x[i : i + self.batch_size], gen) for i in range(0, len(x), self.batch_size)]
-        finally:
-            self.model.train(was)
         return torch.cat(parts) if parts else x.detach().clone()
 
     def _attack_batch(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -223,15 +220,11 @@ def squeezer_gradients(squeezing: FeatureSqueezing, x: torch.Tensor) -> dict[str
     input, for scale.
     """
     model = squeezing.model
-    was = model.training
-    model.eval()
     out: dict[str, float] = {}
-    try:
+    with eval_mode(model):
         fns = {"identity": lambda t: t, **squeezing.squeezers()}
         for name, fn in fns.items():
             xa = x.detach().to(_device(model)).float().requires_grad_(True)
             (grad,) = torch.autograd.grad(model(fn(xa)).sum(), xa)
             out[name] = float(grad.abs().mean())
-    finally:
-        model.train(was)
     return out

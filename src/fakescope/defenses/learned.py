@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fakescope.models.inference import eval_mode, model_device
+
 
 class FeatureDetector:
     """Logistic regression on penultimate features: ``score(x)`` = P(adversarial).
@@ -39,16 +41,12 @@ class FeatureDetector:
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> np.ndarray:
         """Penultimate features ``N,F`` in eval mode."""
-        was = self.model.training
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        try:
+        device = model_device(self.model)
+        with eval_mode(self.model):
             out = [
                 self.model.forward_features(x[i : i + self.batch_size].to(device)).float().flatten(1).cpu()
                 for i in range(0, len(x), self.batch_size)
             ]
-        finally:
-            self.model.train(was)
         return torch.cat(out).numpy()
 
     def fit(self, x_clean: torch.Tensor, x_adv: torch.Tensor, fpr: float = 0.05) -> FeatureDetector:

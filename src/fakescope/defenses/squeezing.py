@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fakescope.models.inference import eval_mode, model_device
 from fakescope.utils.io import atomic_write_text
 
 
@@ -103,19 +104,15 @@ class FeatureSqueezing:
     @torch.no_grad()
     def distances(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """L1 distance between the probability vectors of ``x`` and of each squeezed copy, per image."""
-        was = self.model.training
-        self.model.eval()
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in self.squeezers()}
-        try:
+        with eval_mode(self.model):
             for i in range(0, len(x), self.batch_size):
                 xb = x[i : i + self.batch_size].to(device)
                 p = torch.sigmoid(self.model(xb).float())
                 for name, fn in self.squeezers().items():
                     ps = torch.sigmoid(self.model(fn(xb)).float())
                     parts[name].append((2 * (p - ps).abs()).cpu().numpy())
-        finally:
-            self.model.train(was)
         return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
 
     def score(self, x: torch.Tensor) -> np.ndarray:
