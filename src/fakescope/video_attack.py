@@ -103,7 +103,6 @@ def attack_video(
         MediaError: the video cannot be decoded or has no detectable face.
     """
     from fakescope.attacks._registry import create_attack
-    from fakescope.data.faces import create_face_detector, crop_face
     from fakescope.data.media import probe_video, sample_frames
     from fakescope.models import load_model
     from fakescope.predict import Predictor
@@ -116,34 +115,14 @@ def attack_video(
     thr = float(threshold if threshold is not None else meta.get("threshold", 0.5))
     if margin is None:
         margin = float(model.cfg.crop_margin)
-    size = model.cfg.input_size
     video = Path(video)
     info = probe_video(video)
     frames = sample_frames(video, num_frames=None)[:max_frames]
     if not frames:
         raise MediaError(video, "no decodable frames")
-    face_det = create_face_detector(detector, weights_dir=detector_weights_dir)
-    try:
-        boxes: list[tuple[int, tuple]] = []
-        for k, fr in enumerate(frames):
-            for face in face_det.detect(fr.image)[:max_faces]:
-                boxes.append((k, tuple(float(v) for v in face.box)))
-    finally:
-        face_det.close()
-    if not boxes:
-        raise MediaError(video, f"no face found by {detector!r}; nothing to attack")
-    crops = np.stack([crop_face(frames[k].image, box, size, margin) for k, box in boxes])
-    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
+    boxes = _face_boxes(video, frames, detector, detector_weights_dir, max_faces)
     atk = create_attack(attack, model, eps=eps, seed=seed, **attack_kwargs)
-    x_adv = torch.cat([atk(x[i : i + 64], torch.ones(len(x[i : i + 64]))) for i in range(0, len(x), 64)])
-    p_clean, p_adv = predict_proba(model, x), predict_proba(model, x_adv)
-    delta = (x_adv - x).permute(0, 2, 3, 1).numpy()
-    images = [fr.image for fr in frames]
-    for (k, box), d in zip(boxes, delta, strict=True):
-        images[k] = paste_perturbation(images[k], d, box, margin)
-    # the same crops cut from the perturbed 8-bit frames (resize + rounding, before compression)
-    pasted = np.stack([crop_face(images[k], box, size, margin) for k, box in boxes])
-    p_pasted = predict_proba(model, torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0)
+    images, probs = _attack_faces(model, atk, frames, boxes, margin)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     crf_list = [int(c) for c in (crfs or [crf])]
@@ -163,19 +142,28 @@ def attack_video(
         ]
     finally:
         predictor.close()
+    head = {"video": str(video), "model": meta.get("model"), "attack": attack, "eps": eps, "eps_label": format_eps(eps)}
+    report = {**head, **_crop_report(atk, crf_list[0], thr, detector, len(frames), len(boxes), probs)}
+    report["original"] = res_orig
+    report.update({k: per_crf[0][k] for k in ("reencoded_clean", "attacked", "attacked_video", "survives_reencoding")})
+    report["per_crf"] = per_crf
+    atomic_write_text(out / "video_attack.json", json.dumps(json_safe(report), indent=2))
+    return report
+
+
+def _crop_report(
+    atk: Any, crf: int, thr: float, detector: str, n_frames: int, n_crops: int, probs: tuple
+) -> dict[str, Any]:
+    """The attack's settings and its crop-level success (clean, attacked, and cut again after pasting)."""
+    p_clean, p_adv, p_pasted = probs
     caught = p_clean >= thr
-    report = {
-        "video": str(video),
-        "model": meta.get("model"),
-        "attack": attack,
-        "eps": eps,
-        "eps_label": format_eps(eps),
+    return {
         "attack_params": atk.describe(),
-        "crf": crf_list[0],
+        "crf": crf,
         "threshold": thr,
         "face_detector": detector,
-        "n_frames": len(frames),
-        "n_crops": len(boxes),
+        "n_frames": n_frames,
+        "n_crops": n_crops,
         "crop": {
             "clean_fake_recall": float(caught.mean()),
             "success_rate": float(((p_adv < thr) & caught).sum() / max(1, caught.sum())),
@@ -184,12 +172,48 @@ def attack_video(
             "mean_fake_prob_adv": float(p_adv.mean()),
             "mean_fake_prob_pasted": float(p_pasted.mean()),
         },
-        "original": res_orig,
-        **{k: per_crf[0][k] for k in ("reencoded_clean", "attacked", "attacked_video", "survives_reencoding")},
-        "per_crf": per_crf,
     }
-    atomic_write_text(out / "video_attack.json", json.dumps(json_safe(report), indent=2))
-    return report
+
+
+def _face_boxes(
+    video: Path, frames: list, detector: str, weights_dir: str | Path | None, max_faces: int
+) -> list[tuple[int, tuple]]:
+    """``(frame position, box)`` of the faces to attack (highest scores first, ``max_faces`` per frame)."""
+    from fakescope.data.faces import create_face_detector
+
+    face_det = create_face_detector(detector, weights_dir=weights_dir)
+    try:
+        boxes = [
+            (k, tuple(float(v) for v in face.box))
+            for k, fr in enumerate(frames)
+            for face in face_det.detect(fr.image)[:max_faces]
+        ]
+    finally:
+        face_det.close()
+    if not boxes:
+        raise MediaError(video, f"no face found by {detector!r}; nothing to attack")
+    return boxes
+
+
+def _attack_faces(
+    model: torch.nn.Module, atk: Any, frames: list, boxes: list[tuple[int, tuple]], margin: float
+) -> tuple[list[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Attack the face crops, paste each perturbation back into its frame; the attacked frames and P(fake) of the
+    clean crops, the attacked crops and the crops cut again from the attacked 8-bit frames."""
+    from fakescope.data.faces import crop_face
+
+    size = model.cfg.input_size
+    crops = np.stack([crop_face(frames[k].image, box, size, margin) for k, box in boxes])
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
+    x_adv = torch.cat([atk(x[i : i + 64], torch.ones(len(x[i : i + 64]))) for i in range(0, len(x), 64)])
+    delta = (x_adv - x).permute(0, 2, 3, 1).numpy()
+    images = [fr.image for fr in frames]
+    for (k, box), d in zip(boxes, delta, strict=True):
+        images[k] = paste_perturbation(images[k], d, box, margin)
+    # the same crops cut from the perturbed 8-bit frames (resize + rounding, before compression)
+    pasted = np.stack([crop_face(images[k], box, size, margin) for k, box in boxes])
+    p_pasted = predict_proba(model, torch.from_numpy(pasted).permute(0, 3, 1, 2).float() / 255.0)
+    return images, (predict_proba(model, x), predict_proba(model, x_adv), p_pasted)
 
 
 def _summary(r: Any, thr: float) -> dict[str, Any]:
