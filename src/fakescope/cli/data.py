@@ -6,7 +6,9 @@ Exit codes: 0 = success; 1 = ``prepare`` finished but some inputs failed (listed
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -30,6 +32,23 @@ def _parse_ratios(text: str) -> tuple[float, float, float]:
     if len(parts) != 3:
         raise typer.BadParameter(f"expected three numbers like 0.7,0.15,0.15, got {text!r}")
     return parts  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar for prepare; yields the ``progress(done, total)`` callback that drives it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]prepare[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"))
+    with Progress(*columns, TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("prepare", total=None, rate="")
+
+        def on_progress(done: int, total: int) -> None:
+            t = bar.tasks[task]
+            speed = f"{done / t.elapsed:.2f} videos/s" if t.elapsed and done else ""
+            bar.update(task, completed=done, total=total, rate=speed)
+
+        yield on_progress
 
 
 def prepare(
@@ -80,8 +99,6 @@ def prepare(
 
     Exit code 0 when every input gave crops, 1 when some inputs failed (see failures.csv) but others finished.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from fakescope.data.prepare import prepare_dataset
 
     # the same settings as predict and serve: the face detector's own folder, else the shared weights folder
@@ -99,43 +116,27 @@ def prepare(
     if adapter_options and kind != "csv":
         raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in adapter_options)} only apply to csv")
 
-    with Progress(
-        TextColumn("[bold]prepare[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("prepare", total=None, rate="")
-
-        def on_progress(done: int, total: int) -> None:
-            t = bar.tasks[task]
-            speed = f"{done / t.elapsed:.2f} videos/s" if t.elapsed and done else ""
-            bar.update(task, completed=done, total=total, rate=speed)
-
-        try:
-            crops = PrepareOptions(
-                size=size,
-                num_frames=frames,
-                every=every,
-                per_second=per_second,
-                detector=detector,
-                weights_dir=str(weights_from) if weights_from else None,
-                margin=margin,
-                max_faces=max_faces,
-                align=align,
-                pictures=pictures,
-                cropped=cropped,
-            )
-            run = RunOptions(workers, executor, address, threads_per_worker, seed, _parse_ratios(ratios))
+    crops = PrepareOptions(
+        size=size,
+        num_frames=frames,
+        every=every,
+        per_second=per_second,
+        detector=detector,
+        weights_dir=str(weights_from) if weights_from else None,
+        margin=margin,
+        max_faces=max_faces,
+        align=align,
+        pictures=pictures,
+        cropped=cropped,
+    )
+    try:
+        run = RunOptions(workers, executor, address, threads_per_worker, seed, _parse_ratios(ratios))
+        with _progress_bar() as on_progress:
             result = prepare_dataset(
                 kind, root, out, crops, run=run, adapter_options=adapter_options, progress=on_progress
             )
-        except ValueError as exc:  # unknown kind/executor, bad sizes: a usage error, not a crash
-            raise typer.BadParameter(str(exc)) from None
+    except ValueError as exc:  # unknown kind/executor, bad sizes: a usage error, not a crash
+        raise typer.BadParameter(str(exc)) from None
     rate = result.n_processed / result.elapsed_s * 60 if result.elapsed_s > 0 else 0.0
     console.print(
         f"[green]{result.n_media - result.n_failed}[/] of {result.n_media} inputs done "
