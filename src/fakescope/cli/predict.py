@@ -151,164 +151,171 @@ def _table(results: list[FileResult]) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add ``predict`` and ``export`` to ``app``."""
+    app.command("predict")(predict)
+    app.command("export")(export)
 
-    @app.command("predict")
-    def predict(
-        paths: list[str] = typer.Argument(..., help="Images, videos, folders (recursive) or glob patterns."),
-        model: str = typer.Option(
-            DEFAULT_DETECTOR,
-            "--model",
-            "-m",
-            help="Pretrained detector name (fakescope models list), a .safetensors checkpoint or an .onnx file.",
-        ),
-        runtime: Runtime = typer.Option(
-            Runtime.auto,
-            "--runtime",
-            help="auto: ONNX Runtime when the model's export can be cached (bundled detector, .safetensors, .onnx), "
-            "else eager PyTorch.",
-        ),
-        frames: int = typer.Option(32, "--frames", min=1, help="Frames sampled from each video."),
-        sampling: Sampling = typer.Option(
-            Sampling.even,
-            "--sampling",
-            help="even: frames evenly spaced; keyframes: only keyframes (far less decoding, other frames: opt-in).",
-        ),
-        workers: int | None = typer.Option(
-            None, "--workers", "-j", min=1, help="Worker processes, each with its own model (default: all cores)."
-        ),
-        threads: int | None = typer.Option(
-            None, "--threads", min=1, help="CPU threads per worker (default: an even share of the cores)."
-        ),
-        aggregation: Aggregation = typer.Option(
-            Aggregation.mean, "--aggregation", help="Frames -> person track (the file takes the highest track)."
-        ),
-        threshold: float | None = typer.Option(
-            None, "--threshold", min=0.0, max=1.0, help="Decision threshold (default: stored with the model, or 0.5)."
-        ),
-        as_json: bool = typer.Option(False, "--json", help="Print the full results as JSON on stdout."),
-        csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per file to this CSV."),
-        explain: Path | None = typer.Option(
-            None, "--explain", help="Write Grad-CAM overlays per face and a P(fake) timeline per video here."
-        ),
-        detector: str = typer.Option("blazeface", "--detector", help="Face detector: blazeface or haar."),
-        weights_from: Path | None = typer.Option(
-            None, "--from", envvar="FAKESCOPE_WEIGHTS_DIR", help="Offline folder holding the detector weight files."
-        ),
-        detector_from: Path | None = typer.Option(
-            None,
-            "--detector-from",
-            envvar="FAKESCOPE_FACE_WEIGHTS_DIR",
-            help="Offline folder holding the face detector model file.",
-        ),
-        cache_dir: Path | None = typer.Option(
-            None, "--cache-dir", envvar="FAKESCOPE_HOME", help="Download cache (default ~/.cache/fakescope)."
-        ),
-        adv_detector: Path | None = typer.Option(
-            None, "--adv-detector", help="Fitted feature-squeezing detector JSON: adds an adversarial-suspicion score."
-        ),
-        batch_size: int = typer.Option(32, "--batch-size", min=1, help="Face crops per inference batch."),
-    ) -> None:
-        """Score images and videos: verdict fake / real / no-face / error per file.
 
-        Exit codes: 0 all files analysed, 1 at least one error row, 2 usage or model error.
-        """
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def predict(
+    paths: list[str] = typer.Argument(..., help="Images, videos, folders (recursive) or glob patterns."),
+    model: str = typer.Option(
+        DEFAULT_DETECTOR,
+        "--model",
+        "-m",
+        help="Pretrained detector name (fakescope models list), a .safetensors checkpoint or an .onnx file.",
+    ),
+    runtime: Runtime = typer.Option(
+        Runtime.auto,
+        "--runtime",
+        help="auto: ONNX Runtime when the model's export can be cached (bundled detector, .safetensors, .onnx), "
+        "else eager PyTorch.",
+    ),
+    frames: int = typer.Option(32, "--frames", min=1, help="Frames sampled from each video."),
+    sampling: Sampling = typer.Option(
+        Sampling.even,
+        "--sampling",
+        help="even: frames evenly spaced; keyframes: only keyframes (far less decoding, other frames: opt-in).",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-j", min=1, help="Worker processes, each with its own model (default: all cores)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads per worker (default: an even share of the cores)."
+    ),
+    aggregation: Aggregation = typer.Option(
+        Aggregation.mean, "--aggregation", help="Frames -> person track (the file takes the highest track)."
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", min=0.0, max=1.0, help="Decision threshold (default: stored with the model, or 0.5)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the full results as JSON on stdout."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per file to this CSV."),
+    explain: Path | None = typer.Option(
+        None, "--explain", help="Write Grad-CAM overlays per face and a P(fake) timeline per video here."
+    ),
+    detector: str = typer.Option("blazeface", "--detector", help="Face detector: blazeface or haar."),
+    weights_from: Path | None = typer.Option(
+        None, "--from", envvar="FAKESCOPE_WEIGHTS_DIR", help="Offline folder holding the detector weight files."
+    ),
+    detector_from: Path | None = typer.Option(
+        None,
+        "--detector-from",
+        envvar="FAKESCOPE_FACE_WEIGHTS_DIR",
+        help="Offline folder holding the face detector model file.",
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", envvar="FAKESCOPE_HOME", help="Download cache (default ~/.cache/fakescope)."
+    ),
+    adv_detector: Path | None = typer.Option(
+        None, "--adv-detector", help="Fitted feature-squeezing detector JSON: adds an adversarial-suspicion score."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Face crops per inference batch."),
+) -> None:
+    """Score images and videos: verdict fake / real / no-face / error per file.
 
-        from fakescope.batch import ModelLoadError, analyze_files
+    Exit codes: 0 all files analysed, 1 at least one error row, 2 usage or model error.
+    """
+    err = Console(stderr=True)
+    inputs = expand_inputs(paths)
+    if not inputs:
+        err.print("[bold red]error:[/] no image or video files found in the given paths")
+        raise typer.Exit(EXIT_USAGE)
+    kwargs = {
+        "model": model,
+        "runtime": runtime.value,
+        "detector": detector,
+        "num_frames": frames,
+        "sampling": sampling.value,
+        "aggregation": aggregation.value,
+        "threshold": threshold,
+        "batch_size": batch_size,
+        "weights_dir": weights_from,
+        "cache_dir": cache_dir,
+        "detector_weights_dir": detector_from,
+        "adv_detector": adv_detector,
+    }
+    results = _analyze_with_progress(inputs, kwargs, workers, threads, explain, err)
+    _show(results, csv_path, as_json, explain)
+    n_err = sum(r.verdict == "error" for r in results)
+    if n_err:
+        err.print(f"{n_err} of {len(results)} file(s) could not be analysed", highlight=False)
+        raise typer.Exit(EXIT_FILE_ERRORS)
 
-        err = Console(stderr=True)
-        inputs = expand_inputs(paths)
-        if not inputs:
-            err.print("[bold red]error:[/] no image or video files found in the given paths")
-            raise typer.Exit(EXIT_USAGE)
-        kwargs = {
-            "model": model,
-            "runtime": runtime.value,
-            "detector": detector,
-            "num_frames": frames,
-            "sampling": sampling.value,
-            "aggregation": aggregation.value,
-            "threshold": threshold,
-            "batch_size": batch_size,
-            "weights_dir": weights_from,
-            "cache_dir": cache_dir,
-            "detector_weights_dir": detector_from,
-            "adv_detector": adv_detector,
-        }
-        results: list[FileResult] = []
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=len(inputs) < 2,
-        ) as progress:
-            task = progress.add_task("analysing", total=len(inputs))
-            try:
-                for res in analyze_files(inputs, kwargs, workers=workers, threads=threads, explain_dir=explain):
-                    results.append(res)
-                    progress.update(task, advance=1, description=f"analysed {display_path(Path(res.path).name)}")
-            except ModelLoadError as exc:
-                err.print(f"[bold red]error:[/] cannot load the model: {exc}", highlight=False)
-                raise typer.Exit(EXIT_USAGE) from None
 
-        if csv_path is not None:
-            write_csv(results, csv_path)
-        if as_json:
-            sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
-        else:
-            Console().print(_table(results))
-            if explain is not None:
-                Console().print(f"evidence written under {explain}")
-        n_err = sum(r.verdict == "error" for r in results)
-        if n_err:
-            err.print(f"{n_err} of {len(results)} file(s) could not be analysed", highlight=False)
-            raise typer.Exit(EXIT_FILE_ERRORS)
+def _analyze_with_progress(
+    inputs: list, kwargs: dict[str, Any], workers: int | None, threads: int | None, explain: Path | None, err: Console
+) -> list[FileResult]:
+    """Every input's result, in input order, with a progress bar on stderr for two or more inputs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    @app.command("export")
-    def export(
-        model: str = typer.Argument(..., help="A .safetensors checkpoint or a pretrained detector name."),
-        fmt: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="Export format."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output file (model.onnx)."),
-        opset: int = typer.Option(17, "--opset", min=11, help="ONNX opset version."),
-        tol: float = typer.Option(1e-4, "--tol", help="Parity tolerance: max |ONNX Runtime - PyTorch| of logits."),
-        weights_from: Path | None = typer.Option(
-            None, "--from", envvar="FAKESCOPE_WEIGHTS_DIR", help="Offline folder holding pretrained weight files."
-        ),
-        cache_dir: Path | None = typer.Option(
-            None, "--cache-dir", envvar="FAKESCOPE_HOME", help="Download cache (default ~/.cache/fakescope)."
-        ),
-    ) -> None:
-        """Export a detector to ONNX (dynamic batch) and check it against PyTorch.
+    from fakescope.batch import ModelLoadError, analyze_files
 
-        Exit codes: 0 written and within tolerance, 1 parity failed, 2 model could not be loaded.
-        """
-        from fakescope.errors import FakescopeError
-        from fakescope.export import export_onnx
-        from fakescope.predict import load_model
-
-        console = Console()
+    results: list[FileResult] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=len(inputs) < 2) as progress:
+        task = progress.add_task("analysing", total=len(inputs))
         try:
-            loaded = load_model(model, "torch", weights_dir=weights_from, cache_dir=cache_dir)
-            report = export_onnx(
-                loaded.torch_model,
-                out,
-                opset=opset,
-                metadata={"model": loaded.name, "threshold": loaded.threshold},
-                tol=tol,
-            )
-        except (FakescopeError, ValueError, KeyError) as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            for res in analyze_files(inputs, kwargs, workers=workers, threads=threads, explain_dir=explain):
+                results.append(res)
+                progress.update(task, advance=1, description=f"analysed {display_path(Path(res.path).name)}")
+        except ModelLoadError as exc:
+            err.print(f"[bold red]error:[/] cannot load the model: {exc}", highlight=False)
             raise typer.Exit(EXIT_USAGE) from None
-        assert report is not None
-        status = "[green]OK[/]" if report.ok else "[bold red]FAILED[/]"
-        console.print(
-            f"exported {loaded.name} ({fmt.value}, opset {opset}, dynamic batch) -> {out}\n"
-            f"parity on {report.n_inputs} images: max |logit diff| = {report.max_abs_diff_logit:.2e}, "
-            f"max |P(fake) diff| = {report.max_abs_diff_prob:.2e} (tolerance {report.tol:g}) {status}",
-            highlight=False,
+    return results
+
+
+def _show(results: list[FileResult], csv_path: Path | None, as_json: bool, explain: Path | None) -> None:
+    """The CSV file, then JSON on stdout or the table."""
+    if csv_path is not None:
+        write_csv(results, csv_path)
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    else:
+        Console().print(_table(results))
+        if explain is not None:
+            Console().print(f"evidence written under {explain}")
+
+
+def export(
+    model: str = typer.Argument(..., help="A .safetensors checkpoint or a pretrained detector name."),
+    fmt: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="Export format."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (model.onnx)."),
+    opset: int = typer.Option(17, "--opset", min=11, help="ONNX opset version."),
+    tol: float = typer.Option(1e-4, "--tol", help="Parity tolerance: max |ONNX Runtime - PyTorch| of logits."),
+    weights_from: Path | None = typer.Option(
+        None, "--from", envvar="FAKESCOPE_WEIGHTS_DIR", help="Offline folder holding pretrained weight files."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", envvar="FAKESCOPE_HOME", help="Download cache (default ~/.cache/fakescope)."
+    ),
+) -> None:
+    """Export a detector to ONNX (dynamic batch) and check it against PyTorch.
+
+    Exit codes: 0 written and within tolerance, 1 parity failed, 2 model could not be loaded.
+    """
+    from fakescope.errors import FakescopeError
+    from fakescope.export import export_onnx
+    from fakescope.predict import load_model
+
+    console = Console()
+    try:
+        loaded = load_model(model, "torch", weights_dir=weights_from, cache_dir=cache_dir)
+        report = export_onnx(
+            loaded.torch_model,
+            out,
+            opset=opset,
+            metadata={"model": loaded.name, "threshold": loaded.threshold},
+            tol=tol,
         )
-        if not report.ok:
-            raise typer.Exit(EXIT_FILE_ERRORS)
+    except (FakescopeError, ValueError, KeyError) as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    assert report is not None
+    status = "[green]OK[/]" if report.ok else "[bold red]FAILED[/]"
+    console.print(
+        f"exported {loaded.name} ({fmt.value}, opset {opset}, dynamic batch) -> {out}\n"
+        f"parity on {report.n_inputs} images: max |logit diff| = {report.max_abs_diff_logit:.2e}, "
+        f"max |P(fake) diff| = {report.max_abs_diff_prob:.2e} (tolerance {report.tol:g}) {status}",
+        highlight=False,
+    )
+    if not report.ok:
+        raise typer.Exit(EXIT_FILE_ERRORS)
