@@ -50,6 +50,16 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
+@pytest.fixture
+def astronaut_png(tmp_path: Path, astronaut: np.ndarray) -> Path:
+    """The astronaut photo saved as a PNG in the test's temporary folder."""
+    from PIL import Image
+
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def mediapipe_dir(shared_data: Path) -> Path:
     """The BlazeFace model files (``../shared/data/weights/mediapipe``)."""

@@ -41,13 +41,6 @@ def predictor(weights: dict[str, Path]) -> Predictor:
         yield p
 
 
-@pytest.fixture
-def astronaut_png(tmp_path: Path, astronaut: np.ndarray) -> Path:
-    path = tmp_path / "astronaut.png"
-    Image.fromarray(astronaut).save(path)
-    return path
-
-
 def _check_well_formed(r: FileResult, kind: str) -> None:
     assert r.kind == kind
     assert r.verdict in VERDICTS - {"error"}, r.error

@@ -40,13 +40,6 @@ def predictor(random_meso4: Path) -> Predictor:
         yield p
 
 
-@pytest.fixture
-def astronaut_png(tmp_path: Path, astronaut: np.ndarray) -> Path:
-    path = tmp_path / "astronaut.png"
-    Image.fromarray(astronaut).save(path)
-    return path
-
-
 def _reference_crop(model, image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
     """The model input for one face: the square of side max(w, h) * (1 + margin) around the box centre (black
     beyond the frame), resized with OpenCV's area averaging to the model input."""
