@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from _baselines import decode_only
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -88,24 +90,6 @@ def study_infer(model: Any, faces: list[tuple[np.ndarray, tuple]]) -> float:
             x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
             torch.sigmoid(model(x))
     return time.perf_counter() - t0
-
-
-def decode_only(path: Path, num_frames: int = 32) -> float:
-    """Seconds to decode every frame with PyAV (frame threads) and convert ``num_frames`` evenly spaced to RGB."""
-    import av
-
-    from fakescope.data.media import probe_video
-
-    n = probe_video(path).num_frames
-    keep = set(np.linspace(0, max(n - 1, 0), num_frames).round().astype(int).tolist())
-    t = time.perf_counter()
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if i in keep:
-                frame.to_ndarray(format="rgb24")
-    return time.perf_counter() - t
 
 
 def before_pipeline(pred: Any, path: Path) -> tuple[float, float | None]:

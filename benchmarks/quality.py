@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from _baselines import decode_only
 from fakescope.data.adapters import load_records
 from fakescope.data.manifest import read_manifest
 from fakescope.data.splits import assign_splits
@@ -98,24 +99,6 @@ def crops_per_second(pred: Predictor, n: int = 64) -> float:
     t = time.perf_counter()
     pred.score_crops(crops)
     return n / (time.perf_counter() - t)
-
-
-def decode_only(path: Path, num_frames: int = 32) -> float:
-    """Seconds to decode every frame of a video with PyAV and convert ``num_frames`` evenly spaced ones to RGB."""
-    import av
-
-    from fakescope.data.media import probe_video
-
-    n = probe_video(path).num_frames  # counted by demuxing when the container does not say
-    keep = set(np.linspace(0, max(n - 1, 0), num_frames).round().astype(int).tolist())
-    t = time.perf_counter()
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if i in keep:
-                frame.to_ndarray(format="rgb24")
-    return time.perf_counter() - t
 
 
 def video_speed(pred: Predictor, video: Path, repeats: int = 3) -> dict[str, float]:
