@@ -161,7 +161,9 @@ class TrainConfig:
         return replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
 
 
+@functools.cache
 def _field_types() -> dict[str, Any]:
+    """TrainConfig's field types, resolved once (``get_type_hints`` evaluates every annotation)."""
     return typing.get_type_hints(TrainConfig)
 
 
