@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -43,17 +44,9 @@ class JobOut(BaseModel):
         evidence = (job.result or {}).get("evidence") or {}
         timeline = evidence.get("timeline") if isinstance(evidence, dict) else None
         heat = [n for n in job.heatmaps if n != timeline]
+        stored = {f.name: getattr(job, f.name) for f in fields(job) if f.name in cls.model_fields}
         return cls(
-            id=job.id,
-            kind=job.kind,  # type: ignore[arg-type]
-            filename=job.filename,
-            status=job.status,
-            progress=job.progress,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            error=job.error,
-            result=job.result,
+            **stored,
             heatmap_urls=[f"{base}/evidence/{n}" for n in heat],
             timeline_url=f"{base}/evidence/{timeline}" if timeline in job.heatmaps else None,
             url=base,

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
@@ -56,6 +56,20 @@ class Job:
     attempts: int = 0
 
 
+class JobOutcome(TypedDict, total=False):
+    """What :meth:`JobStore.finish` records besides the status (each optional).
+
+    Attributes:
+        result: ``FileResult.to_dict()`` of the analysis.
+        error: why it failed.
+        heatmaps: names of evidence images stored for the job.
+    """
+
+    result: dict[str, Any] | None
+    error: str | None
+    heatmaps: list[str] | None
+
+
 def new_job_id() -> str:
     """A fresh random job id (32 hex characters)."""
     return uuid.uuid4().hex
@@ -76,14 +90,7 @@ class JobStore(Protocol):
     def set_progress(self, job_id: str, progress: float) -> None:
         """Record progress of a running job."""
 
-    def finish(
-        self,
-        job_id: str,
-        status: JobStatus,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-        heatmaps: list[str] | None = None,
-    ) -> None:
+    def finish(self, job_id: str, status: JobStatus, **outcome: Unpack[JobOutcome]) -> None:
         """Mark a job done or failed with its result; clears ``upload_path``."""
 
     def requeue_running(self, max_attempts: int) -> tuple[list[str], list[str]]:
@@ -214,17 +221,11 @@ class SqliteJobStore:
                 (min(max(float(progress), 0.0), 1.0), job_id),
             )
 
-    def finish(
-        self,
-        job_id: str,
-        status: JobStatus,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-        heatmaps: list[str] | None = None,
-    ) -> None:
+    def finish(self, job_id: str, status: JobStatus, **outcome: Unpack[JobOutcome]) -> None:
         """Mark a job done or failed with its result."""
         if status not in ("done", "failed"):
             raise ValueError(f"finish() needs status 'done' or 'failed', not {status!r}")
+        result, error, heatmaps = outcome.get("result"), outcome.get("error"), outcome.get("heatmaps")
         with self._lock:
             self._conn.execute(
                 "UPDATE jobs SET status = ?, progress = 1, finished_at = ?, result = ?, error = ?, heatmaps = ?, "
