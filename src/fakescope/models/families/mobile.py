@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,39 +178,65 @@ class _Pooled(nn.Module):
         return torch.flatten(self.pool(self.features(x)), 1)
 
 
-@register_detector
-def mobilenet_v2(
+Backbone = tuple[nn.Module, int, list[nn.Module]]
+
+
+def _mobilenet_v2_backbone(state: dict[str, torch.Tensor] | None) -> Backbone:
+    """torchvision MobileNetV2 features + pooling, 1280 features; Grad-CAM on the last feature block."""
+    tv = mobilenet_v2_classifier(state)
+    return _Pooled(tv.features), 1280, [tv.features[-1]]
+
+
+def _efficientnet_lite0_backbone(state: dict[str, torch.Tensor] | None, **timm_kwargs: Any) -> Backbone:
+    """timm ``tf_efficientnet_lite0`` without its classifier, loaded from the Lite0 file's state dict when given."""
+    import timm
+
+    backbone = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0, **timm_kwargs)
+    if state is not None:
+        full = efficientnet_lite0_classifier(state).state_dict()
+        backbone.load_state_dict({k: v for k, v in full.items() if not k.startswith("classifier.")})
+    return backbone, int(backbone.num_features), []
+
+
+def _create_mobile(
+    make_backbone: Callable[..., Backbone],
     cfg: DetectorCfg,
-    pretrained: bool = False,
     pretrained_file: str | Path | None = None,
     drop_rate: float = 0.2,
     hidden: int | None = None,
+    **backbone_kwargs: Any,
 ) -> Detector:
-    """MobileNetV2 (torchvision) + global pooling, dropout, one output; torchvision ImageNet weights if pretrained."""
+    """A mobile detector: ``make_backbone(state, **backbone_kwargs)`` + dropout/linear head, one output.
+
+    Args:
+        make_backbone: builds ``(backbone, num_features, gradcam_layers)`` from an ImageNet state dict (or None).
+        cfg: the detector config.
+        pretrained_file: the ImageNet file, resolved and checked by the registry when ``pretrained=True``.
+        drop_rate: dropout before the head.
+        hidden: width of an optional hidden layer in the head.
+        **backbone_kwargs: passed to ``make_backbone`` (timm's ``drop_path_rate``... for Lite0).
+    """
     state = read_state_dict(pretrained_file) if pretrained_file is not None else None
-    tv = mobilenet_v2_classifier(state)
-    backbone = _Pooled(tv.features)
-    model = Detector(backbone, linear_head(1280, hidden, drop_rate), cfg, num_features=1280)
-    model.gradcam_layers = [tv.features[-1]]
+    backbone, width, cam_layers = make_backbone(state, **backbone_kwargs)
+    model = Detector(backbone, linear_head(width, hidden, drop_rate), cfg, num_features=width)
+    if cam_layers:
+        model.gradcam_layers = cam_layers
     return model
 
 
 @register_detector
-def efficientnet_lite0(
-    cfg: DetectorCfg,
-    pretrained: bool = False,
-    pretrained_file: str | Path | None = None,
-    drop_rate: float = 0.2,
-    hidden: int | None = None,
-    **timm_kwargs: Any,
-) -> Detector:
-    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) + dropout, one output; Apache-2.0 ImageNet file."""
-    import timm
+def mobilenet_v2(cfg: DetectorCfg, pretrained: bool = False, **options: Any) -> Detector:
+    """MobileNetV2 (torchvision) + global pooling, dropout, one output; torchvision ImageNet weights if pretrained.
 
-    backbone = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0, **timm_kwargs)
-    if pretrained_file is not None:
-        state = read_state_dict(pretrained_file)
-        full = efficientnet_lite0_classifier(state).state_dict()
-        backbone.load_state_dict({k: v for k, v in full.items() if not k.startswith("classifier.")})
-    width = int(backbone.num_features)
-    return Detector(backbone, linear_head(width, hidden, drop_rate), cfg, num_features=width)
+    ``options``: ``drop_rate`` (0.2), ``hidden`` (None) and the registry's ``pretrained_file``.
+    """
+    return _create_mobile(_mobilenet_v2_backbone, cfg, **options)
+
+
+@register_detector
+def efficientnet_lite0(cfg: DetectorCfg, pretrained: bool = False, **options: Any) -> Detector:
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``) + dropout, one output; Apache-2.0 ImageNet file.
+
+    ``options``: ``drop_rate`` (0.2), ``hidden`` (None), timm's own keywords and the registry's ``pretrained_file``.
+    """
+    return _create_mobile(_efficientnet_lite0_backbone, cfg, **options)
