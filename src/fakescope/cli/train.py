@@ -18,7 +18,12 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
 
 
+# the command's own options; every other option is named after the TrainConfig field it sets and passed on by name
+_RUN_OPTIONS = frozenset({"manifest", "out", "config", "set_", "resume", "quiet"})
+
+
 def train(
+    ctx: typer.Context,
     manifest: Path = typer.Option(
         ..., "--manifest", "-m", help="Manifest (.parquet or its folder) with train/val splits."
     ),
@@ -34,15 +39,17 @@ def train(
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     folds: int | None = typer.Option(None, "--folds", help="Train a K-fold ensemble on train+val."),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
-    weights: Path | None = typer.Option(None, "--weights", help="Start from this fakescope checkpoint."),
+    init_checkpoint: Path | None = typer.Option(None, "--weights", help="Start from this fakescope checkpoint."),
     pretrained: bool | None = typer.Option(None, "--pretrained/--no-pretrained", help="ImageNet backbone weights."),
     pretrained_dir: Path | None = typer.Option(
         None, "--from", help="Folder holding the ImageNet file (offline; else torchvision's cache or a download)."
     ),
     patience: int | None = typer.Option(None, "--patience", help="Early-stopping patience in epochs (0: off)."),
-    freeze_epochs: int | None = typer.Option(None, "--freeze-epochs", help="Train only the head for N epochs."),
+    freeze_backbone_epochs: int | None = typer.Option(
+        None, "--freeze-epochs", help="Train only the head for N epochs."
+    ),
     balance: str | None = typer.Option(None, "--balance", help="sampler | loss | none."),
-    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers per process."),
+    num_workers: int | None = typer.Option(None, "--workers", help="DataLoader workers per process."),
     scale_lr: bool | None = typer.Option(None, "--scale-lr/--no-scale-lr", help="Multiply lr by the world size."),
     adv: str | None = typer.Option(None, "--adv", help="Adversarial training attack (fgsm_rs, pgd_linf, ...)."),
     adv_eps: str | None = typer.Option(
@@ -53,7 +60,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a detector (or a K-fold ensemble); best checkpoint by validation AUC."""
-    adv_budget = parse_adv_eps(adv_eps)
+    values = config_values(ctx.params)
     from rich.console import Console
 
     from fakescope.train import fit, init_distributed, load_train_config, shutdown_distributed
@@ -61,30 +68,7 @@ def train(
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     console = Console(stderr=True)
-    cfg = load_train_config(
-        config,
-        set_,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        seed=seed,
-        folds=folds,
-        device=device,
-        init_checkpoint=str(weights) if weights else None,
-        pretrained=pretrained,
-        pretrained_dir=str(pretrained_dir) if pretrained_dir else None,
-        patience=patience,
-        freeze_backbone_epochs=freeze_epochs,
-        balance=balance,
-        num_workers=workers,
-        scale_lr=scale_lr,
-        adv=adv,
-        adv_eps=adv_budget,
-        adv_steps=adv_steps,
-    )
+    cfg = load_train_config(config, set_, **values)
     if world_size > 1:
         init_distributed(local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     try:
@@ -95,6 +79,19 @@ def train(
         shutdown_distributed()
     if rank == 0:
         _summary(result)
+
+
+def config_values(params: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig values of the command's options (``None``: not given): all but :data:`_RUN_OPTIONS`.
+
+    Paths become strings and ``adv_eps`` is read by :func:`parse_adv_eps`.
+
+    Raises:
+        typer.BadParameter: a bad ``--adv-eps``.
+    """
+    values = {k: v for k, v in params.items() if k not in _RUN_OPTIONS}
+    values["adv_eps"] = parse_adv_eps(values.get("adv_eps"))
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
 def parse_adv_eps(text: str | None) -> float | None:
