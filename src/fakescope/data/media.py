@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import bisect
 import glob
+import inspect
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, ParamSpec
 
 import numpy as np
 
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
@@ -709,11 +711,43 @@ def iter_frames(
     keyframes: bool = False,
     skip_nonref: bool = True,
 ) -> Iterator[Frame]:
-    """Decode selected frames of a video one at a time, as :func:`sample_frames` returns them.
+    """Decode selected frames of a video as upright RGB images, one at a time.
+
+    Exactly one sampling mode applies: ``every`` (every k-th frame: 0, k, 2k, ...), ``per_second`` (the first
+    frame at or after each multiple of ``1/per_second`` seconds), ``keyframes`` (at most ``num_frames`` of the
+    video's keyframes, evenly spaced among them: the cheapest to decode, but other frames than the default), or
+    else ``num_frames`` evenly spaced frames including the first and last (``None``: all frames). A video with
+    fewer frames than asked gives all of its frames, never duplicates. Still images are accepted too and give one
+    frame.
+
+    Decoding is sequential, and between wanted frames FFmpeg skips the frames no other frame refers to
+    (``skip_frame=NONREF``; ``NONKEY`` in keyframes mode): the wanted frames decode to the same pixels as in a
+    full decode, for about half the work on typical H.264 with B-frames.
+
+    Args:
+        path: the video (or image) file.
+        num_frames: number of evenly spaced frames (default 32); ignored when ``every`` or ``per_second`` is set.
+        every: keep every k-th frame.
+        per_second: keep this many frames per second of video time.
+        max_side: downscale (keeping the aspect ratio) during decoding so the longer side is at most this
+            (default :data:`MAX_WORKING_SIDE`, so memory per frame does not grow with the video's resolution;
+            None: full resolution). Frames of more than :data:`MAX_FRAME_PIXELS` are refused.
+        threads: decoder threads (None or 0: FFmpeg's choice, one per core). Parallel workers set 1 so that they
+            do not compete for the same cores; the frames are the same either way.
+        keyframes: sample keyframes only (opt-in: it changes which frames are seen).
+        skip_nonref: skip unreferenced frames between wanted ones (False: decode every frame, as before).
 
     The generator holds one decoded frame at a time, so a consumer that drops each frame after use (the
-    prediction pipeline) needs memory for a few frames, not for all of them. Arguments and errors are those of
-    :func:`sample_frames`; errors surface on the first ``next()``.
+    prediction pipeline) needs memory for a few frames, not for all of them. :func:`sample_frames` takes the same
+    arguments and returns the list. Errors surface on the first ``next()``.
+
+    Yields:
+        Frames in presentation order with their index and timestamp (seconds since the first frame). Frames that
+        fail to decode are left out (logged); the rest are yielded.
+
+    Raises:
+        MediaError: the file is not a readable video (or image), or no wanted frame could be decoded.
+        ValueError: bad sampling arguments.
     """
     if every is not None or per_second is not None:
         num_frames = None
@@ -742,56 +776,26 @@ def iter_frames(
         raise MediaError(path, "no decodable video frames")
 
 
-def sample_frames(
-    path: str | Path,
-    num_frames: int | None = 32,
-    every: int | None = None,
-    per_second: float | None = None,
-    max_side: int | None = MAX_WORKING_SIDE,
-    threads: int | None = None,
-    *,
-    keyframes: bool = False,
-    skip_nonref: bool = True,
-) -> list[Frame]:
-    """Decode selected frames of a video as upright RGB images.
+def _collected(frames: Callable[P, Iterator[Frame]]) -> Callable[P, list[Frame]]:
+    """A function taking the arguments of the frame generator ``frames`` and returning all its frames as a list."""
 
-    Exactly one sampling mode applies: ``every`` (every k-th frame: 0, k, 2k, ...), ``per_second`` (the first
-    frame at or after each multiple of ``1/per_second`` seconds), ``keyframes`` (at most ``num_frames`` of the
-    video's keyframes, evenly spaced among them: the cheapest to decode, but other frames than the default), or
-    else ``num_frames`` evenly spaced frames including the first and last (``None``: all frames). A video with
-    fewer frames than asked gives all of its frames, never duplicates. Still images are accepted too and give one
-    frame.
+    def collected(*args: P.args, **kwargs: P.kwargs) -> list[Frame]:
+        return list(frames(*args, **kwargs))
 
-    Decoding is sequential, and between wanted frames FFmpeg skips the frames no other frame refers to
-    (``skip_frame=NONREF``; ``NONKEY`` in keyframes mode): the wanted frames decode to the same pixels as in a
-    full decode, for about half the work on typical H.264 with B-frames.
+    collected.__signature__ = inspect.signature(frames).replace(return_annotation="list[Frame]")  # type: ignore[attr-defined]
+    return collected
 
-    Args:
-        path: the video (or image) file.
-        num_frames: number of evenly spaced frames (default 32); ignored when ``every`` or ``per_second`` is set.
-        every: keep every k-th frame.
-        per_second: keep this many frames per second of video time.
-        max_side: downscale (keeping the aspect ratio) during decoding so the longer side is at most this
-            (default :data:`MAX_WORKING_SIDE`, so memory per frame does not grow with the video's resolution;
-            None: full resolution). Frames of more than :data:`MAX_FRAME_PIXELS` are refused.
-        threads: decoder threads (None or 0: FFmpeg's choice, one per core). Parallel workers set 1 so that they
-            do not compete for the same cores; the frames are the same either way.
-        keyframes: sample keyframes only (opt-in: it changes which frames are seen).
-        skip_nonref: skip unreferenced frames between wanted ones (False: decode every frame, as before).
 
-    Returns:
-        Frames in presentation order with their index and timestamp (seconds since the first frame). Frames that
-        fail to decode are left out (logged); the rest are returned.
+sample_frames = _collected(iter_frames)
+sample_frames.__name__ = sample_frames.__qualname__ = "sample_frames"
+sample_frames.__doc__ = """Decode selected frames of a video as upright RGB images: :func:`iter_frames` as a list.
 
-    Raises:
-        MediaError: the file is not a readable video (or image), or no wanted frame could be decoded.
-        ValueError: bad sampling arguments.
-    """
-    return list(
-        iter_frames(
-            path, num_frames, every, per_second, max_side, threads, keyframes=keyframes, skip_nonref=skip_nonref
-        )
-    )
+Arguments, sampling modes and errors are those of :func:`iter_frames`.
+
+Returns:
+    Frames in presentation order with their index and timestamp (seconds since the first frame). Frames that fail
+    to decode are left out (logged); the rest are returned.
+"""
 
 
 def write_h264(path: str | Path, frames: list[np.ndarray], fps: float, crf: int = 23, preset: str = "medium") -> Path:
