@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +23,11 @@ console = Console()
 manifest_app = typer.Typer(help="Inspect and check a manifest.", no_args_is_help=True)
 
 _CROPS, _RUN = PrepareOptions(), RunOptions()  # the defaults, declared once in fakescope.data.options
+_RATIOS = ",".join(map(str, _RUN.split_ratios))
+_CSV_COLUMNS = ("path_col", "label_col", "group_col", "identity_col", "source_col")
+# options that prepare and split share, declared once
+SplitSeed = Annotated[int, typer.Option(help="Split seed.")]
+SplitRatios = Annotated[str, typer.Option(help="Train,val,test fractions of videos.")]
 _KINDS_HELP = "Dataset layout: celebdf, dfdc, dfdc-faces, deepfake-faces, ffpp, folder, csv (see docs/data.md)."
 
 
@@ -52,11 +59,12 @@ def _progress_bar() -> Iterator[Callable[[int, int], None]]:
 
 
 def prepare(
+    ctx: typer.Context,
     kind: str = typer.Argument(..., help=_KINDS_HELP),
     root: Path = typer.Argument(..., help="Dataset folder (for csv: the CSV file or its folder)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (crops, manifest.parquet, failures.csv)."),
     size: int = typer.Option(_CROPS.size, help="Side of the square face crops in pixels."),
-    frames: int = typer.Option(_CROPS.num_frames, "--frames", help="Evenly spaced frames per video."),
+    num_frames: int = typer.Option(_CROPS.num_frames, "--frames", help="Evenly spaced frames per video."),
     every: int | None = typer.Option(None, help="Sample every k-th frame instead of --frames."),
     per_second: float | None = typer.Option(None, "--per-second", help="Sample k frames per second instead."),
     detector: str = typer.Option(_CROPS.detector, help="Face detector backend (blazeface, haar)."),
@@ -81,14 +89,14 @@ def prepare(
     cropped: bool | None = typer.Option(
         None, "--cropped/--no-cropped", help="Inputs are face crops / always detect (default: decide per image)."
     ),
-    seed: int = typer.Option(_RUN.seed, help="Split seed."),
-    ratios: str = typer.Option(",".join(map(str, _RUN.split_ratios)), help="Train,val,test fractions of videos."),
+    seed: SplitSeed = _RUN.seed,
+    ratios: SplitRatios = _RATIOS,
     path_col: str | None = typer.Option(None, "--path-col", help="csv: column with the media path (default path)."),
     label_col: str | None = typer.Option(None, "--label-col", help="csv: column with the label (default label)."),
     group_col: str | None = typer.Option(None, "--group-col", help="csv: column whose rows must share a split."),
     identity_col: str | None = typer.Option(None, "--identity-col", help="csv: column with the person id."),
     source_col: str | None = typer.Option(None, "--source-col", help="csv: column with the source (original) id."),
-    weights_from: Path | None = typer.Option(
+    weights_dir: Path | None = typer.Option(
         None,
         "--from",
         help="Folder with the face detector's model file (offline; else $FAKESCOPE_FACE_WEIGHTS_DIR, "
@@ -101,34 +109,8 @@ def prepare(
     """
     from fakescope.data.prepare import prepare_dataset
 
-    # the same settings as predict and serve: the face detector's own folder, else the shared weights folder
-    for var in ("FAKESCOPE_FACE_WEIGHTS_DIR", "FAKESCOPE_WEIGHTS_DIR"):
-        if weights_from is None and os.environ.get(var):
-            weights_from = Path(os.environ[var])
-    adapter_options = {
-        "path_col": path_col,
-        "label_col": label_col,
-        "group_col": group_col,
-        "identity_col": identity_col,
-        "source_col": source_col,
-    }
-    adapter_options = {k: v for k, v in adapter_options.items() if v is not None}
-    if adapter_options and kind != "csv":
-        raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in adapter_options)} only apply to csv")
-
-    crops = PrepareOptions(
-        size=size,
-        num_frames=frames,
-        every=every,
-        per_second=per_second,
-        detector=detector,
-        weights_dir=str(weights_from) if weights_from else None,
-        margin=margin,
-        max_faces=max_faces,
-        align=align,
-        pictures=pictures,
-        cropped=cropped,
-    )
+    adapter_options = _adapter_options(kind, ctx.params)
+    crops = _crop_options(ctx.params)
     try:
         run = RunOptions(workers, executor, address, threads_per_worker, seed, _parse_ratios(ratios))
         with _progress_bar() as on_progress:
@@ -137,6 +119,39 @@ def prepare(
             )
     except ValueError as exc:  # unknown kind/executor, bad sizes: a usage error, not a crash
         raise typer.BadParameter(str(exc)) from None
+    _print_prepared(result)
+    if result.n_failed:
+        raise typer.Exit(1)
+
+
+def _adapter_options(kind: str, params: dict[str, Any]) -> dict[str, str]:
+    """The csv column options that were given (``--path-col``...).
+
+    Raises:
+        typer.BadParameter: one was given for another kind than csv.
+    """
+    given = {k: params[k] for k in _CSV_COLUMNS if params[k] is not None}
+    if given and kind != "csv":
+        raise typer.BadParameter(f"{', '.join('--' + k.replace('_', '-') for k in given)} only apply to csv")
+    return given
+
+
+def _crop_options(params: dict[str, Any]) -> PrepareOptions:
+    """The command's options named after :class:`PrepareOptions` fields, as one.
+
+    The face detector's folder is ``--from``, else the same settings as predict and serve: the face detector's
+    own folder (``$FAKESCOPE_FACE_WEIGHTS_DIR``), else the shared weights folder (``$FAKESCOPE_WEIGHTS_DIR``).
+    """
+    values = {f.name: params[f.name] for f in fields(PrepareOptions)}
+    for var in ("FAKESCOPE_FACE_WEIGHTS_DIR", "FAKESCOPE_WEIGHTS_DIR"):
+        if values["weights_dir"] is None and os.environ.get(var):
+            values["weights_dir"] = Path(os.environ[var])
+    values["weights_dir"] = str(values["weights_dir"]) if values["weights_dir"] else None
+    return PrepareOptions(**values)
+
+
+def _print_prepared(result: Any) -> None:
+    """One line of counts and rate, and where the failures are listed when some inputs failed."""
     rate = result.n_processed / result.elapsed_s * 60 if result.elapsed_s > 0 else 0.0
     console.print(
         f"[green]{result.n_media - result.n_failed}[/] of {result.n_media} inputs done "
@@ -145,13 +160,12 @@ def prepare(
     )
     if result.n_failed:
         console.print(f"[yellow]{result.n_failed} inputs skipped[/], reasons in {result.failures_path}")
-        raise typer.Exit(1)
 
 
 def split(
     manifest: Path = typer.Argument(..., help="Manifest (.parquet, or its folder)."),
-    seed: int = typer.Option(_RUN.seed, help="Split seed."),
-    ratios: str = typer.Option(",".join(map(str, _RUN.split_ratios)), help="Train,val,test fractions of videos."),
+    seed: SplitSeed = _RUN.seed,
+    ratios: SplitRatios = _RATIOS,
     out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of overwriting MANIFEST."),
 ) -> None:
     """Re-split a manifest: linked videos stay together, official test lists are kept, deterministic per seed."""

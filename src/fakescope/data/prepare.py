@@ -516,6 +516,32 @@ def _run_items(
     return failures, timings, n_processed, time.perf_counter() - t_start
 
 
+def _pending(recs: list[MediaRecord], out: Path, fingerprint: str) -> list[MediaRecord]:
+    """The records with no finished shard of these options in ``out`` (the rest resume; logged)."""
+    _clean_temporaries(out)
+    todo = [r for r in recs if read_shard(shard_path(out, r), fingerprint) is None]
+    if len(todo) < len(recs):
+        logger.info("resuming: %d of %d inputs already done", len(recs) - len(todo), len(recs))
+    return todo
+
+
+def _record_run(
+    out: Path,
+    kind: str,
+    root: str | Path | None,
+    opts: PrepareOptions,
+    run: RunOptions,
+    adapter_options: dict[str, Any] | None,
+) -> None:
+    """Write the run record into ``out``: ``config.yaml`` (command, inputs, every resolved option), ``run.json``."""
+    from fakescope.utils.runinfo import write_run_info
+
+    root_str = str(Path(root).expanduser().resolve()) if root is not None else None
+    config = {"command": "prepare", "kind": kind, "root": root_str, "out_dir": str(out), **asdict(opts)}
+    config.update(asdict(run), threads_per_worker=run.threads, split_ratios=list(run.split_ratios))
+    write_run_info(out, {**config, "adapter_options": dict(adapter_options or {})})
+
+
 def prepare_dataset(
     kind: str,
     root: str | Path,
@@ -551,7 +577,6 @@ def prepare_dataset(
     from fakescope.data.faces import resolve_blazeface_weights
     from fakescope.data.manifest import MANIFEST_NAME, write_manifest
     from fakescope.data.splits import assign_splits
-    from fakescope.utils.runinfo import write_run_info
 
     crop_values, run_values = _split_values(values)
     opts = replace(options or PrepareOptions(), **crop_values)
@@ -565,11 +590,8 @@ def prepare_dataset(
     recs, failures = _usable_records(recs, kind)
     n_unnamable = len(failures)
     fingerprint = opts.fingerprint()
-    _clean_temporaries(out)
-    todo = [r for r in recs if read_shard(shard_path(out, r), fingerprint) is None]
+    todo = _pending(recs, out, fingerprint)
     n_resumed = len(recs) - len(todo)
-    if n_resumed:
-        logger.info("resuming: %d of %d inputs already done", n_resumed, len(recs))
     failed, timings, n_processed, elapsed = _run_items(todo, opts, run, out, progress)
     order = {str(r.media_path): i for i, r in enumerate(recs)}
     failures = sorted(failures + failed, key=lambda f: order.get(f.media_path, math.inf))
@@ -579,10 +601,7 @@ def prepare_dataset(
     if len(df):
         df = assign_splits(df, seed=run.seed, ratios=run.split_ratios)
         manifest_path = write_manifest(df, out / MANIFEST_NAME)
-    root_str = str(Path(root).expanduser().resolve()) if root is not None else None
-    config = {"command": "prepare", "kind": kind, "root": root_str, "out_dir": str(out), **asdict(opts)}
-    config.update(asdict(run), threads_per_worker=run.threads, split_ratios=list(run.split_ratios))
-    write_run_info(out, {**config, "adapter_options": dict(adapter_options or {})})
+    _record_run(out, kind, root, opts, run, adapter_options)
     if manifest_path is None:
         raise FakescopeError(f"{root}: no input produced a face crop ({len(failures)} failed; see {failures_path})")
     return PrepareResult(
