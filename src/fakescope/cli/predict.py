@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,33 +44,31 @@ _CSV_COLUMNS = (
 )
 
 
-class Runtime(StrEnum):
-    """Inference runtimes."""
+# the choices of predict's and export's options (StrEnum's functional form: each value is the member's name)
+Runtime = StrEnum("Runtime", ["auto", "torch", "onnx"])
+Sampling = StrEnum("Sampling", ["even", "keyframes"])
+Aggregation = StrEnum("Aggregation", ["mean", "max", "confident_mean"])
+ExportFormat = StrEnum("ExportFormat", ["onnx"])
 
-    auto = "auto"
-    torch = "torch"
-    onnx = "onnx"
-
-
-class Sampling(StrEnum):
-    """Which frames of a video are analysed."""
-
-    even = "even"
-    keyframes = "keyframes"
-
-
-class Aggregation(StrEnum):
-    """Frame-to-track aggregation methods."""
-
-    mean = "mean"
-    max = "max"
-    confident_mean = "confident_mean"
-
-
-class ExportFormat(StrEnum):
-    """Export formats."""
-
-    onnx = "onnx"
+# the options that predict passes to the Predictor by name; the others shape the run and its output
+_PREDICTOR_OPTIONS = (
+    "model",
+    "runtime",
+    "detector",
+    "num_frames",
+    "sampling",
+    "aggregation",
+    "threshold",
+    "batch_size",
+    "weights_dir",
+    "cache_dir",
+    "detector_weights_dir",
+    "adv_detector",
+)
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", envvar="FAKESCOPE_HOME", help="Download cache (default ~/.cache/fakescope)."),
+]
 
 
 def expand_inputs(items: list[str]) -> list[tuple[Path, str | None]]:
@@ -156,6 +154,7 @@ def register(app: typer.Typer) -> None:
 
 
 def predict(
+    ctx: typer.Context,
     paths: list[str] = typer.Argument(..., help="Images, videos, folders (recursive) or glob patterns."),
     model: str = typer.Option(
         DEFAULT_DETECTOR,
@@ -169,7 +168,7 @@ def predict(
         help="auto: ONNX Runtime when the model's export can be cached (bundled detector, .safetensors, .onnx), "
         "else eager PyTorch.",
     ),
-    frames: int = typer.Option(32, "--frames", min=1, help="Frames sampled from each video."),
+    num_frames: int = typer.Option(32, "--frames", min=1, help="Frames sampled from each video."),
     sampling: Sampling = typer.Option(
         Sampling.even,
         "--sampling",
@@ -193,18 +192,16 @@ def predict(
         None, "--explain", help="Write Grad-CAM overlays per face and a P(fake) timeline per video here."
     ),
     detector: str = typer.Option("blazeface", "--detector", help="Face detector: blazeface or haar."),
-    weights_from: Path | None = typer.Option(
+    weights_dir: Path | None = typer.Option(
         None, "--from", envvar="FAKESCOPE_WEIGHTS_DIR", help="Offline folder holding the detector weight files."
     ),
-    detector_from: Path | None = typer.Option(
+    detector_weights_dir: Path | None = typer.Option(
         None,
         "--detector-from",
         envvar="FAKESCOPE_FACE_WEIGHTS_DIR",
         help="Offline folder holding the face detector model file.",
     ),
-    cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", envvar="FAKESCOPE_HOME", help="Download cache (default ~/.cache/fakescope)."
-    ),
+    cache_dir: CacheDir = None,
     adv_detector: Path | None = typer.Option(
         None, "--adv-detector", help="Fitted feature-squeezing detector JSON: adds an adversarial-suspicion score."
     ),
@@ -219,20 +216,7 @@ def predict(
     if not inputs:
         err.print("[bold red]error:[/] no image or video files found in the given paths")
         raise typer.Exit(EXIT_USAGE)
-    kwargs = {
-        "model": model,
-        "runtime": runtime.value,
-        "detector": detector,
-        "num_frames": frames,
-        "sampling": sampling.value,
-        "aggregation": aggregation.value,
-        "threshold": threshold,
-        "batch_size": batch_size,
-        "weights_dir": weights_from,
-        "cache_dir": cache_dir,
-        "detector_weights_dir": detector_from,
-        "adv_detector": adv_detector,
-    }
+    kwargs = {k: ctx.params[k].value if isinstance(ctx.params[k], Enum) else ctx.params[k] for k in _PREDICTOR_OPTIONS}
     results = _analyze_with_progress(inputs, kwargs, workers, threads, explain, err)
     _show(results, csv_path, as_json, explain)
     n_err = sum(r.verdict == "error" for r in results)
@@ -284,9 +268,7 @@ def export(
     weights_from: Path | None = typer.Option(
         None, "--from", envvar="FAKESCOPE_WEIGHTS_DIR", help="Offline folder holding pretrained weight files."
     ),
-    cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", envvar="FAKESCOPE_HOME", help="Download cache (default ~/.cache/fakescope)."
-    ),
+    cache_dir: CacheDir = None,
 ) -> None:
     """Export a detector to ONNX (dynamic batch) and check it against PyTorch.
 
