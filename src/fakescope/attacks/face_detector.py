@@ -1,15 +1,21 @@
 """Attack on the pipeline's first stage: make BlazeFace miss the face, so ``predict`` reports no face at all.
 
 A deepfake whose face is never found is never scored. The face detector runs on the TensorFlow Lite runtime (no
-gradients), so the attack is score-based black box: ART's Square Attack (Andriushchenko et al., ECCV 2020) with
-the detector's highest raw face score over every model input it runs (the letterboxed frame and every tile,
-:meth:`fakescope.data.faces.BlazeFaceDetector.max_score`) as the loss, stopping once it is below the detection
-threshold minus a margin.
+gradients). Two attacks, both judged by the unchanged pipeline
+(:meth:`~fakescope.data.faces.BlazeFaceDetector.detect` returns no face on the attacked 8-bit frame):
 
-The perturbation lives at the detector's working resolution (the frame downscaled so its shorter side is the
-model input, 192 px for the full-range model) over a square around the face, and is upsampled (nearest
-neighbour) to the frame and added in 8 bits, so ``||delta||_inf <= eps`` holds in frame pixels. Success is
-judged by the unchanged pipeline: :meth:`~fakescope.data.faces.BlazeFaceDetector.detect` returns no face.
+- ``"pgd"`` (default, :func:`hide_face_pgd`): white box. The detector's model is rebuilt as a differentiable
+  PyTorch module from the ``.tflite`` file (:mod:`fakescope.attacks.blazeface_torch`, checked against the runtime)
+  and so is its preprocessing, from frame pixels to every model input it runs (the frame downscaled and
+  letterboxed, and the tiles, with OpenCV's resizes as matrices and the contrast stretch). PGD on the face
+  scores of every anchor of every input, with the real TFLite pipeline checking the rounded frame as it goes.
+- ``"square"`` (:func:`hide_face_square`): black box, ART's Square Attack (Andriushchenko et al., ECCV 2020) with
+  the detector's highest raw face score over every model input
+  (:meth:`~fakescope.data.faces.BlazeFaceDetector.max_score`) as the loss. The perturbation lives at the
+  detector's working resolution over a square around the face and is upsampled (nearest neighbour) to the frame.
+
+Both perturb a square around the face (``margin`` times the box side beyond it) and add the perturbation in
+8 bits, so ``||delta||_inf <= eps`` holds in frame pixels.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from fakescope.attacks._base import format_eps, seeded
 
@@ -55,7 +62,244 @@ class _Region:
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def _axis_matrix(n_in: int, n_out: int, interpolation: int) -> np.ndarray:
+    """``n_out x n_in`` matrix of OpenCV's 1-D resize with ``interpolation`` (resize is separable and linear)."""
+    import cv2
+
+    eye = np.eye(n_in, dtype=np.float32)
+    return np.ascontiguousarray(cv2.resize(eye, (n_out, n_in), interpolation=interpolation).T)
+
+
+def _downscale_matrices(w: int, h: int, sw: int, sh: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows sh x h, cols sw x w)``: :func:`fakescope.data.faces._downscale` as ``small = R @ image @ C.T``."""
+    import cv2
+
+    if sw >= w or sh >= h:
+        return _axis_matrix(h, sh, cv2.INTER_LINEAR), _axis_matrix(w, sw, cv2.INTER_LINEAR)
+    if w > 2 * sw:
+        rows = _axis_matrix(2 * sh, sh, cv2.INTER_AREA) @ _axis_matrix(h, 2 * sh, cv2.INTER_LINEAR)
+        cols = _axis_matrix(2 * sw, sw, cv2.INTER_AREA) @ _axis_matrix(w, 2 * sw, cv2.INTER_LINEAR)
+        return rows, cols
+    return _axis_matrix(h, sh, cv2.INTER_AREA), _axis_matrix(w, sw, cv2.INTER_AREA)
+
+
+def _stretch_params(tile: np.ndarray, max_gain: float = 4.0) -> tuple[float, float] | None:
+    """``(lo, gain)`` of :func:`fakescope.data.faces._stretch_contrast` on ``tile`` (None: left unchanged)."""
+    cdf = np.cumsum(np.bincount(tile[::2, ::2].ravel(), minlength=256))
+    lo, hi = np.searchsorted(cdf, (0.01 * cdf[-1], 0.99 * cdf[-1]))
+    span = max(float(hi - lo), 255.0 / max_gain)
+    if span >= 254.0:
+        return None
+    return float(lo), 255.0 / span
+
+
+def _straight_through(x: torch.Tensor, fn: Any) -> torch.Tensor:
+    """``fn(x)`` forward (8-bit rounding), identity gradient backward (BPDA)."""
+    return x + (fn(x) - x).detach()
+
+
+class _DetectorInputs:
+    """The model inputs :meth:`~fakescope.data.faces.BlazeFaceDetector.max_score` builds from a frame, in torch.
+
+    The perturbation ``delta`` (``3,rh,rw`` in [0, 1] units) covers the region ``[y1:y2, x1:x2]`` of the frame.
+    Every step of the detector's preprocessing is linear except the contrast stretch and the 8-bit rounding: the
+    downscale and the letterbox resize are the matrices of OpenCV's resizes, tiles are crops, and the contrast
+    stretch uses the percentiles of the current (rounded) input, held constant for the gradient. The 8-bit
+    rounding after each OpenCV step is applied forward and passed as the identity backward.
+    """
+
+    def __init__(self, detector: Any, image: np.ndarray, region: tuple[int, int, int, int]) -> None:
+        import cv2
+
+        from fakescope.data.faces import _downscale, _square_tiles
+
+        h, w = image.shape[:2]
+        s_in = detector.input_size
+        scale = s_in / min(h, w)
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        self.x1, self.y1, self.x2, self.y2 = region
+        rows, cols = _downscale_matrices(w, h, sw, sh)
+        self.rows = torch.from_numpy(rows[:, self.y1 : self.y2].copy())
+        self.cols = torch.from_numpy(cols[:, self.x1 : self.x2].copy())
+        small = _downscale(image, sw, sh)
+        self.small = torch.from_numpy(small.astype(np.float32)).permute(2, 0, 1)
+        self.s_in = s_in
+        self.contrast = detector.contrast
+        self.whole = None
+        if detector.tiling != "always" or max(sw, sh) <= s_in:
+            f = s_in / max(sw, sh)
+            lw, lh = max(1, round(sw * f)), max(1, round(sh * f))
+            px, py = (s_in - lw) // 2, (s_in - lh) // 2
+            clean = cv2.resize(small, (lw, lh), interpolation=cv2.INTER_AREA).astype(np.float32)
+            self.whole = (
+                torch.from_numpy(clean).permute(2, 0, 1),
+                torch.from_numpy(_axis_matrix(sh, lh, cv2.INTER_AREA)),
+                torch.from_numpy(_axis_matrix(sw, lw, cv2.INTER_AREA)),
+                px,
+                py,
+            )
+        self.tiles = _square_tiles(sw, sh, s_in) if max(sw, sh) > s_in and detector.tiling != "off" else []
+
+    def __call__(self, delta: torch.Tensor) -> torch.Tensor:
+        """``N,3,S,S`` model inputs in [-1, 1] (whole frame first, then the tiles) of the frame plus ``delta``."""
+        d_small = 255.0 * (self.rows @ delta @ self.cols.T)
+        small = _straight_through((self.small + d_small).clamp(0, 255), torch.round)
+        inputs = []
+        if self.whole is not None:
+            clean, rows, cols, px, py = self.whole
+            resized = _straight_through((clean + rows @ d_small @ cols.T).clamp(0, 255), torch.round)
+            pad = (px, self.s_in - px - resized.shape[2], py, self.s_in - py - resized.shape[1])
+            inputs.append(torch.nn.functional.pad(resized, pad))
+        for x, y in self.tiles:
+            inputs.append(small[:, y : y + self.s_in, x : x + self.s_in])
+        out = []
+        for t in inputs:
+            if self.contrast:
+                params = _stretch_params(t.detach().round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+                if params is not None:
+                    lo, gain = params
+                    t = _straight_through(((t - lo) * gain).clamp(0, 255), torch.floor)  # the LUT truncates
+            out.append(t * (2.0 / 255.0) - 1.0)
+        return torch.stack(out)
+
+
+def _region(image: np.ndarray, box: Sequence[float], margin: float) -> tuple[int, int, int, int]:
+    from fakescope.data.faces import square_box
+
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = square_box(tuple(box), margin)
+    return max(0, int(np.floor(x1))), max(0, int(np.floor(y1))), min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+
+
+def _apply(image: np.ndarray, region: tuple[int, int, int, int], delta: np.ndarray) -> np.ndarray:
+    """The frame with ``delta`` (``3,rh,rw`` in [0, 1] units) added over ``region``, rounded to 8 bits."""
+    x1, y1, x2, y2 = region
+    out = image.astype(np.float32)
+    out[y1:y2, x1:x2] += np.round(delta.transpose(1, 2, 0) * 255.0)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def blazeface_port(detector: Any, weights_dir: str | Path | None = None) -> Any:
+    """The differentiable port (:class:`~fakescope.attacks.blazeface_torch.BlazeFaceTorch`) of ``detector``'s model."""
+    from fakescope.attacks.blazeface_torch import BlazeFaceTorch
+    from fakescope.data.faces import resolve_blazeface_weights
+
+    return BlazeFaceTorch(resolve_blazeface_weights(detector.variant, weights_dir)).eval()
+
+
+def hide_face_pgd(
+    detector: Any,
+    image: np.ndarray,
+    box: Sequence[float],
+    eps: float = 8 / 255,
+    steps: int = 100,
+    restarts: int = 3,
+    margin: float = 0.5,
+    target_score: float = 0.1,
+    check_every: int = 10,
+    port: Any = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """White-box PGD through the PyTorch port of BlazeFace so ``detector`` misses the face in ``image``.
+
+    The loss is the sum over every anchor of every model input the detector runs (letterboxed frame and tiles)
+    of ``relu(logit - logit(target_score))``: it pushes every candidate box below ``target_score``, below the
+    detection threshold with room for the 8-bit rounding (and, with a low target, some compression). Signed
+    gradient steps of ``eps / 4`` decay on a cosine schedule; each restart after the first starts from uniform
+    noise. Every ``check_every`` steps the rounded frame is scored by the real TFLite pipeline
+    (:meth:`~fakescope.data.faces.BlazeFaceDetector.max_score`); the attack stops when that is below
+    ``target_score`` and keeps the frame with the lowest real score otherwise.
+
+    Args:
+        detector: a :class:`~fakescope.data.faces.BlazeFaceDetector`.
+        image: the ``H,W,3`` uint8 RGB frame.
+        box: the face box found on the clean frame (pixels).
+        eps: L-inf budget in [0, 1] units of the 8-bit frame.
+        steps: PGD steps per restart.
+        restarts: PGD runs (the first from zero).
+        margin: the perturbed square extends ``margin`` times the box side beyond the box.
+        target_score: the face score to push every anchor below (the detection threshold is ``min_score``).
+        check_every: steps between checks through the real pipeline.
+        port: a :class:`~fakescope.attacks.blazeface_torch.BlazeFaceTorch` of the detector's model
+            (default: built from the cached weights, :func:`blazeface_port`).
+        seed: seed of the random starts.
+
+    Returns:
+        ``(adversarial frame, info)`` with the clean and adversarial face scores, ``hidden`` (no face found),
+        ``linf``, and the steps run.
+    """
+    port = blazeface_port(detector) if port is None else port
+    region = _region(image, box, margin)
+    inputs = _DetectorInputs(detector, image, region)
+    x1, y1, x2, y2 = region
+    x0 = torch.from_numpy(image[y1:y2, x1:x2].astype(np.float32) / 255.0).permute(2, 0, 1)
+    t_logit = float(np.log(target_score / (1 - target_score)))
+    gen = torch.Generator().manual_seed(seed)
+    best_delta = np.zeros(x0.shape, np.float32)
+    best = detector.max_score(image)
+    score_clean = best
+    n_steps = 0
+    for r in range(restarts):
+        if best < target_score:
+            break
+        if r == 0:
+            delta = torch.zeros_like(x0)
+        else:
+            delta = (torch.rand(x0.shape, generator=gen) * 2 - 1) * eps
+        delta = ((x0 + delta).clamp(0, 1) - x0).requires_grad_(True)
+        for k in range(steps):
+            _, logits = port(inputs(delta))
+            loss = torch.relu(logits - t_logit).sum()
+            (grad,) = torch.autograd.grad(loss, delta)
+            alpha = eps / 4 * 0.5 * (1 + np.cos(np.pi * k / steps)) + eps / 100
+            with torch.no_grad():
+                delta -= alpha * grad.sign()
+                delta.clamp_(-eps, eps)
+                delta.copy_((x0 + delta).clamp(0, 1) - x0)
+            n_steps += 1
+            if (k + 1) % check_every == 0 or k == steps - 1 or float(logits.detach().max()) < t_logit:
+                d = delta.detach().numpy()
+                score = detector.max_score(_apply(image, region, d))
+                if score < best:
+                    best, best_delta = score, d.copy()
+                if best < target_score:
+                    break
+        _logger.debug("hide_face_pgd restart %d: best real score %.3f", r, best)
+    adv = _apply(image, region, best_delta)
+    info = {
+        "score_clean": score_clean,
+        "score_adv": detector.max_score(adv),
+        "hidden": len(detector.detect(adv)) == 0,
+        "linf": float(np.abs(adv.astype(int) - image.astype(int)).max() / 255.0),
+        "steps_run": n_steps,
+    }
+    return adv, info
+
+
 def hide_face(
+    detector: Any, image: np.ndarray, box: Sequence[float], eps: float = 8 / 255, method: str = "pgd", **kw: Any
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Hide the face ``box`` of ``image`` from ``detector`` within ``eps``: white-box PGD or black-box Square.
+
+    Args:
+        detector: a :class:`~fakescope.data.faces.BlazeFaceDetector`.
+        image: the ``H,W,3`` uint8 RGB frame.
+        box: the face box found on the clean frame (pixels).
+        eps: L-inf budget in [0, 1] units of the 8-bit frame.
+        method: ``"pgd"`` (:func:`hide_face_pgd`, default) or ``"square"`` (:func:`hide_face_square`).
+        **kw: passed to the chosen attack.
+
+    Raises:
+        ValueError: unknown method.
+    """
+    if method == "pgd":
+        return hide_face_pgd(detector, image, box, eps, **kw)
+    if method == "square":
+        return hide_face_square(detector, image, box, eps, **kw)
+    raise ValueError(f"unknown face attack method {method!r}; choose 'pgd' or 'square'")
+
+
+def hide_face_square(
     detector: Any,
     image: np.ndarray,
     box: Sequence[float],
@@ -129,6 +373,10 @@ def face_attack_videos(
     weights_dir: str | Path | None = None,
     crf: int | None = 23,
     seed: int = 0,
+    method: str = "pgd",
+    steps: int = 100,
+    restarts: int = 3,
+    **kw: Any,
 ) -> dict[str, Any]:
     """Hide the main face in evenly spaced frames of each video; report the share of attacked frames hidden.
 
@@ -136,13 +384,34 @@ def face_attack_videos(
     attacked frames are also encoded as H.264 (:func:`fakescope.data.media.write_h264`), decoded and searched
     again: the share still hidden after compression.
 
+    Args:
+        videos: the videos.
+        eps: L-inf budget in [0, 1] units of the 8-bit frames.
+        frames_per_video: evenly spaced frames attacked per video.
+        queries: Square Attack iterations (``method="square"``).
+        weights_dir: folder holding the BlazeFace model files.
+        crf: H.264 quality of the compression check (None: no check).
+        seed: base seed (each frame gets its own).
+        method: ``"pgd"`` (white box through the PyTorch port, :func:`hide_face_pgd`) or ``"square"``
+            (black box, :func:`hide_face_square`).
+        steps: PGD steps per restart (``method="pgd"``).
+        restarts: PGD restarts (``method="pgd"``).
+        **kw: passed to the attack (``margin``, ``target_score``, ...).
+
     Returns:
-        ``{"eps", "n_attacked", "hidden_rate", "hidden_rate_after_h264", "videos": [...], "frames": [...]}``.
+        ``{"eps", "method", "n_attacked", "hidden_rate", "hidden_rate_after_h264", "videos": [...],
+        "frames": [...]}``.
     """
     from fakescope.data.faces import create_face_detector
     from fakescope.data.media import probe_video, sample_frames
 
+    if method not in ("pgd", "square"):
+        raise ValueError(f"unknown face attack method {method!r}; choose 'pgd' or 'square'")
     det = create_face_detector("blazeface", weights_dir=weights_dir)
+    if method == "pgd":
+        opts = {"steps": steps, "restarts": restarts, "port": blazeface_port(det, weights_dir), **kw}
+    else:
+        opts = {"queries": queries, **kw}
     rows: list[dict[str, Any]] = []
     per_video = []
     try:
@@ -153,7 +422,8 @@ def face_attack_videos(
                 faces = det.detect(fr.image)
                 if not faces:
                     continue
-                adv, info = hide_face(det, fr.image, faces[0].box, eps, queries, seed=seed + 1000 * v + fr.index)
+                frame_seed = seed + 1000 * v + fr.index
+                adv, info = hide_face(det, fr.image, faces[0].box, eps, method, seed=frame_seed, **opts)
                 rows.append({"video": str(video), "frame": fr.index, **info})
                 adv_frames.append(adv)
             vrows = [r for r in rows if r["video"] == str(video)]
@@ -169,7 +439,9 @@ def face_attack_videos(
     return {
         "eps": float(eps),
         "eps_label": format_eps(eps),
-        "queries": queries,
+        "method": method,
+        **({"steps": steps, "restarts": restarts} if method == "pgd" else {"queries": queries}),
+        **{k: v for k, v in kw.items() if isinstance(v, int | float | str)},
         "crf": crf,
         "n_attacked": n,
         "hidden_rate": float(np.mean([r["hidden"] for r in rows])) if n else float("nan"),
