@@ -63,6 +63,7 @@ def print_eval_report(report: dict[str, Any], console: Any) -> None:
 
 
 def evaluate(
+    ctx: typer.Context,
     ckpt: Path = typer.Argument(..., help="Checkpoint (.safetensors) or ensemble descriptor (ensemble.json)."),
     manifest: Path = typer.Argument(..., help="Manifest (.parquet or its folder)."),
     split: str = typer.Option("test", "--split", help="train | val | test | all."),
@@ -78,16 +79,9 @@ def evaluate(
     from fakescope.eval import evaluate_checkpoint
 
     out_dir = out if out is not None else ckpt.parent / f"eval-{split}"
-    report = evaluate_checkpoint(
-        ckpt,
-        manifest,
-        split=split,
-        out_dir=out_dir,
-        aggregation=aggregation,
-        batch_size=batch_size,
-        device=device,
-        threshold=threshold,
-    )
+    # the other options are named after evaluate_checkpoint's arguments and passed on by name
+    options = {k: v for k, v in ctx.params.items() if k not in ("ckpt", "manifest", "out")}
+    report = evaluate_checkpoint(ckpt, manifest, out_dir=out_dir, **options)
     console = make_console()
     print_eval_report(report, console)
     console.print(f"report: {out_dir / 'report.md'} (JSON, ROC/PR curves and scores beside it)")

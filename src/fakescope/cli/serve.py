@@ -12,7 +12,12 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+# the command's own options; every other option is named after the Settings field it overrides
+_SERVER_OPTIONS = frozenset({"host", "port", "log_level", "no_explain"})
+
+
 def serve(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     model: str | None = typer.Option(
@@ -24,10 +29,10 @@ def serve(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Job database, queued uploads and evidence images (default: ./fakescope-data)."
     ),
-    weights_from: Path | None = typer.Option(
+    weights_dir: Path | None = typer.Option(
         None, "--from", help="Offline folder with the detector's pretrained weight files."
     ),
-    face_weights: Path | None = typer.Option(
+    face_weights_dir: Path | None = typer.Option(
         None, "--face-weights", help="Offline folder with the face detector's model file."
     ),
     face_detector: str | None = typer.Option(None, "--face-detector", help="blazeface or haar."),
@@ -55,19 +60,8 @@ def serve(
 
     from fakescope.serve import Settings, create_app
 
-    overrides = {
-        "model": model,
-        "data_dir": data_dir,
-        "weights_dir": weights_from,
-        "face_weights_dir": face_weights,
-        "face_detector": face_detector,
-        "runtime": runtime,
-        "max_upload_mb": max_upload_mb,
-        "max_video_seconds": max_video_seconds,
-        "workers": workers,
-        "threads": threads,
-        "explain": False if no_explain else None,
-    }
+    overrides = {k: v for k, v in ctx.params.items() if k not in _SERVER_OPTIONS}
+    overrides["explain"] = False if no_explain else None
     console = Console(stderr=True)
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})

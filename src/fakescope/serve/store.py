@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict, Unpack
 
@@ -128,10 +128,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
 """
 
-_COLUMNS = (
-    "id, kind, filename, status, progress, created_at, started_at, finished_at, upload_path, result, error, "
-    "heatmaps, attempts"
-)
+_FIELDS = tuple(f.name for f in fields(Job))  # the table's columns: the Job's fields, in order
+_COLUMNS = ", ".join(_FIELDS)
+_PLACEHOLDERS = ", ".join("?" * len(_FIELDS))
 
 
 class SqliteJobStore:
@@ -148,42 +147,18 @@ class SqliteJobStore:
         self._conn.executescript(_SCHEMA)
 
     def _row_to_job(self, row: tuple[Any, ...]) -> Job:
-        (jid, kind, filename, status, progress, created, started, finished, upload, result, error, heat, att) = row
-        return Job(
-            id=jid,
-            kind=kind,
-            filename=filename,
-            status=status,
-            progress=progress,
-            created_at=created,
-            started_at=started,
-            finished_at=finished,
-            upload_path=upload,
-            result=json.loads(result) if result else None,
-            error=error,
-            heatmaps=json.loads(heat or "[]"),
-            attempts=att,
-        )
+        values = dict(zip(_FIELDS, row, strict=True))
+        values["result"] = json.loads(values["result"]) if values["result"] else None
+        values["heatmaps"] = json.loads(values["heatmaps"] or "[]")
+        return Job(**values)
 
     def add(self, job: Job) -> None:
         """Insert a new job."""
-        values = (
-            job.id,
-            job.kind,
-            job.filename,
-            job.status,
-            job.progress,
-            job.created_at,
-            job.started_at,
-            job.finished_at,
-            job.upload_path,
-            json.dumps(job.result) if job.result is not None else None,
-            job.error,
-            json.dumps(job.heatmaps),
-            job.attempts,
-        )
+        values = {name: getattr(job, name) for name in _FIELDS}
+        values["result"] = json.dumps(job.result) if job.result is not None else None
+        values["heatmaps"] = json.dumps(job.heatmaps)
         with self._lock:
-            self._conn.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", values)
+            self._conn.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", tuple(values.values()))
 
     def get(self, job_id: str) -> Job | None:
         """The job, or ``None``."""
