@@ -680,6 +680,28 @@ def _announce(
     emit("start", event)
 
 
+def _run_extra(
+    config: TrainConfig,
+    setup: _Setup,
+    device: torch.device,
+    info: DistInfo,
+    n_rows: tuple[int, int],
+    balance: ClassBalance,
+) -> dict[str, Any]:
+    """What a run records besides its config: world size, global batch, effective lr, device, rows, balance."""
+    return {
+        "world_size": info.world_size,
+        "global_batch_size": config.batch_size * info.world_size,
+        "effective_lr": setup.lr,
+        "device": str(device),
+        "amp": setup.use_amp,
+        "n_train": n_rows[0],
+        "n_val": n_rows[1],
+        "class_balance": balance.to_dict(),
+        "balance": config.balance,
+    }
+
+
 def fit_frames(
     config: TrainConfig,
     train_df: pd.DataFrame,
@@ -702,17 +724,7 @@ def fit_frames(
     if resume:
         saved = load_train_state(out_dir / STATE_NAME, model, setup.optimizer, setup.scheduler, setup.scaler)
         progress = _Progress.from_state(saved)
-    run_extra = {
-        "world_size": info.world_size,
-        "global_batch_size": config.batch_size * info.world_size,
-        "effective_lr": setup.lr,
-        "device": str(device),
-        "amp": setup.use_amp,
-        "n_train": len(train_df),
-        "n_val": len(val_df),
-        "class_balance": balance.to_dict(),
-        "balance": config.balance,
-    }
+    run_extra = _run_extra(config, setup, device, info, (len(train_df), len(val_df)), balance)
     writer = _RunWriter(out_dir, config, run_extra, resume) if info.is_main else None
     emit = callback if (callback is not None and info.is_main) else (lambda *_: None)
     start = {
