@@ -12,6 +12,15 @@ from fakescope.data._blazeface import SPECS, BlazeFaceModel
 from fakescope.data.media import sample_frames
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: the port's small convolutions run many times slower with threads on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def dev_frames(dev_videos: list[Path]) -> list[np.ndarray]:
     """One frame of each dev video (two 1080p DFDC frames, two 480p FF++ frames)."""

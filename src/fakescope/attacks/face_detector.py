@@ -101,14 +101,21 @@ def _straight_through(x: torch.Tensor, fn: Any) -> torch.Tensor:
 class _DetectorInputs:
     """The model inputs :meth:`~fakescope.data.faces.BlazeFaceDetector.max_score` builds from a frame, in torch.
 
-    The perturbation ``delta`` (``3,rh,rw`` in [0, 1] units) covers the region ``[y1:y2, x1:x2]`` of the frame.
+    The perturbation ``delta`` (``3,rh,rw`` in [0, 1] units) covers the region ``[y1:y2, x1:x2]`` of the frame;
+    with ``up = (U_rows, U_cols)`` it lives on a coarser grid and the region gets ``U_rows @ delta @ U_cols.T``.
     Every step of the detector's preprocessing is linear except the contrast stretch and the 8-bit rounding: the
     downscale and the letterbox resize are the matrices of OpenCV's resizes, tiles are crops, and the contrast
     stretch uses the percentiles of the current (rounded) input, held constant for the gradient. The 8-bit
     rounding after each OpenCV step is applied forward and passed as the identity backward.
     """
 
-    def __init__(self, detector: Any, image: np.ndarray, region: tuple[int, int, int, int]) -> None:
+    def __init__(
+        self,
+        detector: Any,
+        image: np.ndarray,
+        region: tuple[int, int, int, int],
+        up: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         import cv2
 
         from fakescope.data.faces import _downscale, _square_tiles
@@ -119,8 +126,11 @@ class _DetectorInputs:
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         self.x1, self.y1, self.x2, self.y2 = region
         rows, cols = _downscale_matrices(w, h, sw, sh)
-        self.rows = torch.from_numpy(rows[:, self.y1 : self.y2].copy())
-        self.cols = torch.from_numpy(cols[:, self.x1 : self.x2].copy())
+        rows, cols = rows[:, self.y1 : self.y2], cols[:, self.x1 : self.x2]
+        if up is not None:  # delta lives on a coarser grid, upsampled to the region by these matrices
+            rows, cols = rows @ up[0], cols @ up[1]
+        self.rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+        self.cols = torch.from_numpy(np.ascontiguousarray(cols, dtype=np.float32))
         small = _downscale(image, sw, sh)
         self.small = torch.from_numpy(small.astype(np.float32)).permute(2, 0, 1)
         self.s_in = s_in
@@ -197,6 +207,7 @@ def hide_face_pgd(
     margin: float = 0.5,
     target_score: float = 0.1,
     check_every: int = 10,
+    delta_scale: float | None = 1.0,
     port: Any = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -220,6 +231,9 @@ def hide_face_pgd(
         margin: the perturbed square extends ``margin`` times the box side beyond the box.
         target_score: the face score to push every anchor below (the detection threshold is ``min_score``).
         check_every: steps between checks through the real pipeline.
+        delta_scale: resolution of the perturbation as a multiple of the detector's working resolution (1.0:
+            one value per working pixel, nearest-upsampled to the frame, which survives video compression
+            better); None: one value per frame pixel.
         port: a :class:`~fakescope.attacks.blazeface_torch.BlazeFaceTorch` of the detector's model
             (default: built from the cached weights, :func:`blazeface_port`).
         seed: seed of the random starts.
@@ -229,10 +243,22 @@ def hide_face_pgd(
         ``linf``, and the steps run.
     """
     port = blazeface_port(detector) if port is None else port
+    import cv2
+
     region = _region(image, box, margin)
-    inputs = _DetectorInputs(detector, image, region)
     x1, y1, x2, y2 = region
     x0 = torch.from_numpy(image[y1:y2, x1:x2].astype(np.float32) / 255.0).permute(2, 0, 1)
+    up = None
+    if delta_scale is not None:
+        s = detector.input_size / min(image.shape[:2]) * delta_scale
+        lh, lw = max(1, round((y2 - y1) * s)), max(1, round((x2 - x1) * s))
+        up = (_axis_matrix(lh, y2 - y1, cv2.INTER_NEAREST), _axis_matrix(lw, x2 - x1, cv2.INTER_NEAREST))
+        x0 = torch.from_numpy((up[0].T @ x0.numpy() @ up[1] / np.outer(up[0].sum(0), up[1].sum(0))).astype(np.float32))
+    inputs = _DetectorInputs(detector, image, region, up)
+
+    def full(d: np.ndarray) -> np.ndarray:
+        return d if up is None else up[0] @ d @ up[1].T
+
     t_logit = float(np.log(target_score / (1 - target_score)))
     gen = torch.Generator().manual_seed(seed)
     best_delta = np.zeros(x0.shape, np.float32)
@@ -246,7 +272,7 @@ def hide_face_pgd(
             delta = torch.zeros_like(x0)
         else:
             delta = (torch.rand(x0.shape, generator=gen) * 2 - 1) * eps
-        delta = ((x0 + delta).clamp(0, 1) - x0).requires_grad_(True)
+        delta = ((x0 + delta).clamp(0, 1) - x0).requires_grad_(True)  # x0: the region (block means)
         for k in range(steps):
             _, logits = port(inputs(delta))
             loss = torch.relu(logits - t_logit).sum()
@@ -259,13 +285,13 @@ def hide_face_pgd(
             n_steps += 1
             if (k + 1) % check_every == 0 or k == steps - 1 or float(logits.detach().max()) < t_logit:
                 d = delta.detach().numpy()
-                score = detector.max_score(_apply(image, region, d))
+                score = detector.max_score(_apply(image, region, full(d)))
                 if score < best:
                     best, best_delta = score, d.copy()
                 if best < target_score:
                     break
         _logger.debug("hide_face_pgd restart %d: best real score %.3f", r, best)
-    adv = _apply(image, region, best_delta)
+    adv = _apply(image, region, full(best_delta))
     info = {
         "score_clean": score_clean,
         "score_adv": detector.max_score(adv),
@@ -425,6 +451,7 @@ def face_attack_videos(
                 frame_seed = seed + 1000 * v + fr.index
                 adv, info = hide_face(det, fr.image, faces[0].box, eps, method, seed=frame_seed, **opts)
                 rows.append({"video": str(video), "frame": fr.index, **info})
+                _logger.info("face attack %s frame %d: %s", Path(video).name, fr.index, info)
                 adv_frames.append(adv)
             vrows = [r for r in rows if r["video"] == str(video)]
             entry = {"video": str(video), "n_attacked": len(vrows), "hidden": sum(r["hidden"] for r in vrows)}
