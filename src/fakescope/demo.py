@@ -190,6 +190,24 @@ def attack_and_squeeze(
     return table
 
 
+class _Stages:
+    """Runs the demo's stages, timing each (``seconds``) and reporting its start and end to ``on_stage``."""
+
+    def __init__(self, on_stage: StageCallback | None) -> None:
+        self.notify = on_stage or (lambda *_: None)
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
+        """Run stage ``name`` (``fn()``) and return its value."""
+        self.notify(name, {})
+        t0 = time.perf_counter()
+        value = fn()
+        self.seconds[name] = round(time.perf_counter() - t0, 2)
+        self.notify(name, {"seconds": self.seconds[name]})
+        _logger.info("demo stage %s: %.1f s", name, self.seconds[name])
+        return value
+
+
 def run_demo(
     out_dir: str | Path,
     *,
@@ -221,18 +239,8 @@ def run_demo(
     plan = plan or (DemoPlan.quick() if quick else DemoPlan())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    notify = on_stage or (lambda *_: None)
-
-    def stage(name: str, fn: Callable[[], Any]) -> Any:
-        notify(name, {})
-        t0 = time.perf_counter()
-        value = fn()
-        seconds[name] = round(time.perf_counter() - t0, 2)
-        notify(name, {"seconds": seconds[name]})
-        _logger.info("demo stage %s: %.1f s", name, seconds[name])
-        return value
-
+    stage = _Stages(on_stage)
+    seconds = stage.seconds
     spec = DemoSpec(groups=plan.groups, reals_per_group=plan.reals_per_group, videos=plan.videos)
     manifest = stage(
         "data", lambda: build_demo_manifest(out / "data", seed=seed, spec=spec, num_frames=plan.num_frames)
