@@ -107,7 +107,6 @@ def test_pgd_lowers_the_real_face_score(blazeface_detector, dev_frames, full_por
     assert info["score_adv"] == pytest.approx(det.max_score(adv))
 
 
-@pytest.mark.slow
 def test_pgd_hides_the_face_on_a_dev_frame(blazeface_detector, dev_frames, full_port) -> None:
     """PGD at 8/255 through the port pushes the real TFLite face score below the threshold; detect() finds none."""
     from fakescope.attacks.face_detector import hide_face

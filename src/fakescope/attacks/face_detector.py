@@ -203,7 +203,7 @@ def hide_face_pgd(
     box: Sequence[float],
     eps: float = 8 / 255,
     steps: int = 100,
-    restarts: int = 3,
+    restarts: int = 2,
     margin: float = 0.5,
     target_score: float = 0.1,
     check_every: int = 10,
@@ -401,7 +401,7 @@ def face_attack_videos(
     seed: int = 0,
     method: str = "pgd",
     steps: int = 100,
-    restarts: int = 3,
+    restarts: int = 2,
     **kw: Any,
 ) -> dict[str, Any]:
     """Hide the main face in evenly spaced frames of each video; report the share of attacked frames hidden.
