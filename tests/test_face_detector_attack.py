@@ -125,8 +125,10 @@ def test_pgd_hides_the_face_on_a_dev_frame(blazeface_detector, dev_frames, full_
     assert det.detect(adv) == []
 
 
-def test_unknown_method_is_refused(blazeface_detector) -> None:
-    from fakescope.attacks.face_detector import hide_face
+def test_unknown_method_is_refused() -> None:
+    from fakescope.attacks.face_detector import face_attack_videos, hide_face
 
     with pytest.raises(ValueError, match="unknown face attack method"):
-        hide_face(blazeface_detector, np.zeros((64, 64, 3), np.uint8), (0, 0, 10, 10), method="nes")
+        hide_face(object(), np.zeros((64, 64, 3), np.uint8), (0, 0, 10, 10), method="nes")
+    with pytest.raises(ValueError, match="unknown face attack method"):
+        face_attack_videos([], method="nes")
