@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fakescope.utils.io import atomic_path
+from fakescope.utils.io import atomic_path, save_png
 
 
 class FakeLogitTarget:
@@ -167,8 +167,4 @@ def plot_timeline(frames: Sequence[Any], threshold: float, path: str | Path, tit
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save_png(fig, path)

@@ -23,7 +23,7 @@ from fakescope.attacks._base import format_eps
 from fakescope.attacks._registry import create_attack
 from fakescope.eval.report import json_safe, markdown_table
 from fakescope.models.inference import predict_proba as predict_proba  # the one batched P(fake)
-from fakescope.utils.io import atomic_path, atomic_write_text
+from fakescope.utils.io import atomic_path, atomic_write_text, save_png
 
 _logger = logging.getLogger(__name__)
 
@@ -226,10 +226,7 @@ def plot_robustness_curve(report: dict[str, Any], path: str | Path) -> Path:
     ax.set_title(f"{report.get('model', 'detector')} under {report['attack']}")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    path = save_png(fig, path)
     plt.close(fig)
     return path
 

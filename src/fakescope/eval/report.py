@@ -21,7 +21,7 @@ import pandas as pd
 from fakescope.errors import ManifestError
 from fakescope.eval.aggregate import METHODS, aggregate_scores
 from fakescope.eval.metrics import binary_metrics, pr_points, roc_points
-from fakescope.utils.io import atomic_path, atomic_write_text
+from fakescope.utils.io import atomic_write_text, save_png
 
 _logger = logging.getLogger(__name__)
 
@@ -242,10 +242,7 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    path = save_png(fig, path)
     plt.close(fig)
     return path
 

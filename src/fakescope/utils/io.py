@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -41,3 +42,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_png(fig: Any, path: str | Path) -> Path:
+    """Lay out a matplotlib figure (``tight_layout``) and write it to ``path`` as PNG, atomically.
+
+    The figure stays open: a caller that made it with pyplot closes it.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
