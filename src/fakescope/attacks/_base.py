@@ -108,7 +108,8 @@ def art_classifier(
 class Attack:
     """An adversarial attack with an explicit threat model, callable as ``attack(x, y) -> x_adv``.
 
-    Subclasses implement :meth:`_generate` on NumPy arrays with ART. This class handles devices, dtypes, train/eval
+    Subclasses implement :meth:`_generate` on NumPy arrays with ART and take their own keyword parameters in
+    :meth:`_configure` (the constructor passes them on). This class handles devices, dtypes, train/eval
     mode, seeding (call ``k`` of an attack uses ``seed + k``: reproducible runs, fresh noise per batch), and a final
     projection onto the threat model, so ``||x_adv - x|| <= eps`` and ``0 <= x_adv <= 1`` always hold exactly.
 
@@ -117,20 +118,33 @@ class Attack:
         norm: ``"linf"`` or ``"l2"``.
         eps: budget in [0, 1] pixel units (L-inf) or the L2 radius.
         seed: base seed.
-        batch_size: images per ART call.
+        batch_size: images per ART call (default :attr:`default_batch_size`).
     """
 
     name: str = "attack"
     norm: Norm = "linf"
+    default_batch_size: int = 64
 
-    def __init__(self, model: nn.Module, eps: float, seed: int = 0, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: nn.Module, eps: float, seed: int = 0, batch_size: int | None = None, **params: Any
+    ) -> None:
         self.model = model
         self.eps = float(eps)
         self.seed = int(seed)
-        self.batch_size = int(batch_size)
+        self.batch_size = int(batch_size if batch_size is not None else self.default_batch_size)
         self.calls = 0
         size = getattr(getattr(model, "cfg", None), "input_size", None)
         self.input_size = int(size) if size is not None else None
+        self._configure(**params)
+
+    def _configure(self, **params: Any) -> None:
+        """Check and store the attack's own keyword parameters (``steps``...); subclasses declare them here.
+
+        Raises:
+            TypeError: a parameter the attack does not take.
+        """
+        if params:
+            raise TypeError(f"{type(self).__name__} takes no parameters {sorted(params)}")
 
     def describe(self) -> dict[str, Any]:
         """The threat model and parameters, for reports."""

@@ -21,16 +21,7 @@ class FGSMAttack(Attack):
     name = "fgsm"
     norm = "linf"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        eps: float,
-        seed: int = 0,
-        batch_size: int = 64,
-        random_start: bool = False,
-        eps_step: float | None = None,
-    ) -> None:
-        super().__init__(model, eps, seed, batch_size)
+    def _configure(self, *, random_start: bool = False, eps_step: float | None = None) -> None:
         self.random_start = bool(random_start)
         self.eps_step = float(eps_step) if eps_step is not None else (1.25 * self.eps if random_start else self.eps)
 
@@ -47,19 +38,9 @@ class FGSMAttack(Attack):
 class PGDAttack(Attack):
     """Projected gradient descent (ART ``ProjectedGradientDescent``) in L-inf or L2 with an optional random start."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        eps: float,
-        seed: int = 0,
-        batch_size: int = 64,
-        *,
-        norm: str = "linf",
-        steps: int = 10,
-        eps_step: float | None = None,
-        random_start: bool = True,
+    def _configure(
+        self, *, norm: str = "linf", steps: int = 10, eps_step: float | None = None, random_start: bool = True
     ) -> None:
-        super().__init__(model, eps, seed, batch_size)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.norm = "l2" if norm == "l2" else "linf"

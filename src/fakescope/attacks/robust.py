@@ -97,19 +97,9 @@ class RobustEOTAttack(Attack):
 
     name = "robust_eot"
     norm = "linf"
+    default_batch_size = 16
 
-    def __init__(
-        self,
-        model: nn.Module,
-        eps: float,
-        seed: int = 0,
-        batch_size: int = 16,
-        *,
-        steps: int = 20,
-        nb_samples: int = 4,
-        eps_step: float | None = None,
-    ) -> None:
-        super().__init__(model, eps, seed, batch_size)
+    def _configure(self, *, steps: int = 20, nb_samples: int = 4, eps_step: float | None = None) -> None:
         if steps < 1 or nb_samples < 1:
             raise ValueError(f"steps and nb_samples must be >= 1, got {steps}, {nb_samples}")
         self.steps = int(steps)

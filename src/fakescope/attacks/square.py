@@ -20,17 +20,7 @@ class SquareLinfAttack(Attack):
     name = "square"
     norm = "linf"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        eps: float,
-        seed: int = 0,
-        batch_size: int = 64,
-        *,
-        steps: int = 200,
-        p_init: float = 0.3,
-    ) -> None:
-        super().__init__(model, eps, seed, batch_size)
+    def _configure(self, *, steps: int = 200, p_init: float = 0.3) -> None:
         self.steps = int(steps)
         self.p_init = float(p_init)
 
