@@ -103,52 +103,90 @@ def attack_video(
         MediaError: the video cannot be decoded or has no detectable face.
     """
     from fakescope.attacks._registry import create_attack
-    from fakescope.data.media import probe_video, sample_frames
-    from fakescope.models import load_model
-    from fakescope.predict import Predictor
 
-    if isinstance(checkpoint, torch.nn.Module):
-        model, meta = checkpoint, {"threshold": 0.5, "model": getattr(checkpoint.cfg, "arch", "detector")}
-    else:
-        model, meta = load_model(checkpoint)
-    model.eval()
+    model, meta = _load_target(checkpoint)
     thr = float(threshold if threshold is not None else meta.get("threshold", 0.5))
     if margin is None:
         margin = float(model.cfg.crop_margin)
     video = Path(video)
-    info = probe_video(video)
-    frames = sample_frames(video, num_frames=None)[:max_frames]
-    if not frames:
-        raise MediaError(video, "no decodable frames")
+    frames, fps = _decode(video, max_frames)
     boxes = _face_boxes(video, frames, detector, detector_weights_dir, max_faces)
     atk = create_attack(attack, model, eps=eps, seed=seed, **attack_kwargs)
     images, probs = _attack_faces(model, atk, frames, boxes, margin)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     crf_list = [int(c) for c in (crfs or [crf])]
-    predictor = Predictor(
-        checkpoint,
-        detector=detector,
-        num_frames=num_frames,
-        threshold=thr,
-        margin=margin,
-        detector_weights_dir=detector_weights_dir,
-    )
-    try:
-        res_orig = _summary(predictor.analyze(video), thr)
-        per_crf = [
-            _encode_and_predict(predictor, out, video.stem, images, [fr.image for fr in frames], info.fps, c, thr)
-            for c in crf_list
-        ]
-    finally:
-        predictor.close()
+    options = {"detector": detector, "num_frames": num_frames, "threshold": thr, "margin": margin}
+    options["detector_weights_dir"] = detector_weights_dir
+    clean = [fr.image for fr in frames]
+    res_orig, per_crf = _predict_videos(checkpoint, video, out, (images, clean, fps), crf_list, **options)
     head = {"video": str(video), "model": meta.get("model"), "attack": attack, "eps": eps, "eps_label": format_eps(eps)}
-    report = {**head, **_crop_report(atk, crf_list[0], thr, detector, len(frames), len(boxes), probs)}
-    report["original"] = res_orig
-    report.update({k: per_crf[0][k] for k in ("reencoded_clean", "attacked", "attacked_video", "survives_reencoding")})
-    report["per_crf"] = per_crf
+    crop = _crop_report(atk, crf_list[0], thr, detector, len(frames), len(boxes), probs)
+    first = {k: per_crf[0][k] for k in ("reencoded_clean", "attacked", "attacked_video", "survives_reencoding")}
+    report = {**head, **crop, "original": res_orig, **first, "per_crf": per_crf}
     atomic_write_text(out / "video_attack.json", json.dumps(json_safe(report), indent=2))
     return report
+
+
+def _decode(video: Path, max_frames: int | None) -> tuple[list, float]:
+    """Every frame of ``video`` (the first ``max_frames``) and its frame rate.
+
+    Raises:
+        MediaError: no frame could be decoded.
+    """
+    from fakescope.data.media import probe_video, sample_frames
+
+    fps = probe_video(video).fps
+    frames = sample_frames(video, num_frames=None)[:max_frames]
+    if not frames:
+        raise MediaError(video, "no decodable frames")
+    return frames, fps
+
+
+def _load_target(checkpoint: str | Path | torch.nn.Module) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The detector to attack, in eval mode, and its metadata (a built Detector: threshold 0.5, its arch)."""
+    from fakescope.models import load_model
+
+    if isinstance(checkpoint, torch.nn.Module):
+        model, meta = checkpoint, {"threshold": 0.5, "model": getattr(checkpoint.cfg, "arch", "detector")}
+    else:
+        model, meta = load_model(checkpoint)
+    model.eval()
+    return model, meta
+
+
+def _predict_videos(
+    checkpoint: str | Path | torch.nn.Module,
+    video: Path,
+    out: Path,
+    frames: tuple[list, list, float],
+    crfs: list[int],
+    **predictor_options: Any,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the prediction pipeline on the original video, then on the clean and attacked frames at each CRF.
+
+    Args:
+        checkpoint: the detector, as :func:`attack_video` got it.
+        video: the original video.
+        out: where the re-encoded videos go.
+        frames: ``(attacked frames, clean frames, fps)`` of the videos to write.
+        crfs: the CRFs to encode at.
+        **predictor_options: :class:`~fakescope.predict.Predictor` options (``threshold`` is required).
+
+    Returns:
+        The original's summary and one :func:`_encode_and_predict` row per CRF.
+    """
+    from fakescope.predict import Predictor
+
+    adv, clean, fps = frames
+    thr = predictor_options["threshold"]
+    predictor = Predictor(checkpoint, **predictor_options)
+    try:
+        res_orig = _summary(predictor.analyze(video), thr)
+        per_crf = [_encode_and_predict(predictor, out, video.stem, adv, clean, fps, c, thr) for c in crfs]
+    finally:
+        predictor.close()
+    return res_orig, per_crf
 
 
 def _crop_report(
