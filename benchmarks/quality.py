@@ -14,7 +14,8 @@ Per detector, in one run:
   video the end-to-end ``analyze`` time next to a decode-only pass measured alternately in the same run (PyAV, every
   frame decoded, 32 of them converted to RGB): their ratio is the cost of the detector over decoding.
 
-The baseline is the previous default, ``mesoinception4.mesonet_df``, measured in the same run. Prints a table and
+The baseline (``--baseline``; default ``mesoinception4.mesonet_df``, the default before the DFDC model) is measured in
+the same run. Prints a table and
 writes JSON (``--out``).
 
     .venv/bin/python benchmarks/quality.py --dfdc-manifest runs/dfdc160/manifest.parquet
@@ -177,6 +178,7 @@ def main() -> None:
     """Run the benchmark."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--detectors", nargs="+", default=["mobilenet_v2.dfdc", BASELINE])
+    ap.add_argument("--baseline", default=BASELINE, help="detector the others are compared with (measured too)")
     ap.add_argument("--dfdc-manifest", type=Path, required=True, help="prepared DFDC manifest (its test split)")
     ap.add_argument("--dfdc-limit", type=int, default=None, help="score at most this many DFDC test files")
     ap.add_argument("--ciplab-manifest", type=Path, default=None, help="prepared CIPLAB manifest (its test split)")
@@ -202,13 +204,13 @@ def main() -> None:
         "dev": dev_set(SHARED / "dev"),
     }
     rows = []
-    for name in args.detectors:
+    for name in dict.fromkeys([*args.detectors, args.baseline]):
         weights = args.weights_dir
         if weights is None and name.split(".")[0] in ("meso4", "mesoinception4", "mesonet_ensemble"):
             weights = SHARED / "weights" / "mesonet"
         rows.append(run_detector(name, argparse.Namespace(**{**vars(args), "weights_dir": weights}), sets))
         print(f"{name}: done in {rows[-1]['seconds']:.0f} s", flush=True)
-    base = next((r for r in rows if r["detector"] == BASELINE), None)
+    base = next((r for r in rows if r["detector"] == args.baseline), None)
     head = [
         "detector",
         "DFDC AUC",
@@ -245,7 +247,7 @@ def main() -> None:
         print("| " + " | ".join(_fmt(v) for v in cells) + " |")
     payload = {
         "benchmark": "quality",
-        "baseline": BASELINE,
+        "baseline": args.baseline,
         "dfdc_manifest": str(args.dfdc_manifest),
         "ciplab_manifest": str(args.ciplab_manifest) if args.ciplab_manifest else None,
         "sets": {k: len(v) for k, v in sets.items()},

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fakescope.errors import CheckpointError
 from fakescope.models import EnsembleDetector, create_detector, load_model, save_checkpoint
-from fakescope.models.ensemble import ENSEMBLE_KIND
+from fakescope.models.ensemble import ENSEMBLE_KIND, PanelDetector
 from fakescope.predict import Predictor
 
 
@@ -117,3 +117,95 @@ def test_not_an_ensemble_descriptor(tmp_path):
     bad.write_text(json.dumps({"kind": "something-else"}))
     with pytest.raises(CheckpointError, match="not a fakescope ensemble"):
         load_model(bad)
+
+
+# ----------------------------------------------------------------------------------------------------------- panels
+def _mobile160() -> torch.nn.Module:
+    torch.manual_seed(3)
+    m = create_detector("mobilenet_v2")
+    m.set_cfg(m.cfg.with_(input_size=160, crop_size=160, crop_margin=0.0, crop_align=True, crop_pictures="cut"))
+    return m.eval()
+
+
+def _meso() -> torch.nn.Module:
+    torch.manual_seed(4)
+    return create_detector("meso4").eval()
+
+
+def _area(x: torch.Tensor, size: int) -> torch.Tensor:
+    """OpenCV's INTER_AREA resize of ``B,3,S,S`` (the independent reference for the panel's shrinking)."""
+    import cv2
+
+    imgs = [cv2.resize(img.permute(1, 2, 0).numpy(), (size, size), interpolation=cv2.INTER_AREA) for img in x]
+    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
+
+
+def test_panel_is_fake_when_any_member_is_fake_at_its_own_threshold():
+    a, b = _mobile160(), _meso()
+    panel = PanelDetector([a, b], [0.7, 0.2], name="p").eval()
+    # one crop at the finest member's scale (meso4: 256 px at margin 0.3); no alignment, as meso4 has none
+    assert (panel.cfg.input_size, panel.cfg.crop_margin, panel.cfg.crop_align) == (256, 0.3, False)
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 256, 256)
+    with torch.no_grad():
+        pa = torch.sigmoid(a(_area(x[:, :, 29:227, 29:227], 160)))  # the centre at margin 0, shrunk to 160 px
+        pb = torch.sigmoid(b(x))  # meso4's own crop
+        p = panel.predict_proba(x)
+    assert torch.equal(p >= 0.5, (pa >= 0.7) | (pb >= 0.2))
+    expected = torch.maximum(torch.logit(pa) - np.log(0.7 / 0.3), torch.logit(pb) - np.log(0.2 / 0.8))
+    assert torch.allclose(torch.logit(p), expected, atol=1e-4)
+    # features -> head is the same function (adversarial feature detectors use the split)
+    with torch.no_grad():
+        assert torch.allclose(panel.forward_head(panel.forward_features(x)), panel(x), atol=1e-5)
+
+
+def test_panel_of_one_member_is_that_member_at_its_threshold():
+    m = _meso()
+    panel = PanelDetector([m], name="solo").eval()
+    assert panel.cfg.input_size == m.cfg.input_size and panel.cfg.crop_margin == m.cfg.crop_margin
+    x = torch.rand(3, 3, 256, 256)
+    with torch.no_grad():
+        assert torch.allclose(panel(x), m(x), atol=1e-6)  # threshold 0.5: logit offset 0
+
+
+def test_panel_members_see_their_own_crops(astronaut):
+    from fakescope.data.contract import CropContract, cut_face
+    from fakescope.data.faces import create_face_detector
+
+    a, b = _mobile160(), _meso()
+    panel = PanelDetector([a, b], name="p")
+    face = create_face_detector("haar").detect(astronaut)[0]
+    wide = cut_face(astronaut, face, CropContract.from_cfg(panel.cfg))
+    # the finest member's own crop, pixel for pixel
+    assert np.array_equal(wide, cut_face(astronaut, face, CropContract.from_cfg(b.cfg)))
+    # the other's own crop (unaligned, as the panel cuts it) up to a sub-pixel shift of the cut
+    own = cut_face(astronaut, face, CropContract.from_cfg(a.cfg.with_(crop_align=False))).astype(np.float32)
+    x = torch.from_numpy(wide).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        seen = panel.views[0](x)[0].permute(1, 2, 0).numpy()
+    assert seen.shape == own.shape
+    assert np.abs(seen - own).mean() < 4.0
+
+
+def test_named_panel_in_predict_and_onnx_export(face_jpg, tmp_path):
+    from fakescope.export import OnnxDetector, export_onnx_bytes
+    from fakescope.models.ensemble import NamedEnsemble, register_ensemble
+
+    with pytest.raises(ValueError, match="combine rule"):
+        NamedEnsemble("bad", ("meso4",), combine="vote")
+    register_ensemble(NamedEnsemble("test_panel", ("meso4", "meso4"), combine="any", member_thresholds=(0.3, 0.6)))
+    model, meta = load_model("test_panel")
+    assert isinstance(model, PanelDetector) and meta["members"] == ["meso4", "meso4"]
+    x = torch.rand(2, 3, 256, 256)
+    onnx = OnnxDetector(export_onnx_bytes(model, model.cfg.input_size))
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.allclose(np.asarray(onnx(x.numpy())).reshape(-1), ref, atol=1e-4)
+    with Predictor("test_panel", detector="haar") as pred:
+        assert pred.contract.size == 256 and pred.threshold == 0.5
+        res = pred.analyze(face_jpg)
+        crop = pred.face_inputs(face_jpg)[0].image
+        loaded = pred.loaded.torch_model  # bare meso4 members: random weights, drawn again at each load
+    xc = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        assert res.frames[0].fake_prob == pytest.approx(float(loaded.predict_proba(xc)), abs=1e-5)

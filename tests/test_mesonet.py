@@ -136,3 +136,24 @@ def test_download_route_verifies_and_caches(mesonet_dir: Path, tmp_path: Path) -
 def test_offline_folder_without_the_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match=r"Meso4_DF\.h5"):
         create_detector("meso4.mesonet_df", weights_dir=tmp_path)
+
+
+def test_bundled_f2f_copy_equals_the_authors_file(mesonet_dir: Path, tmp_path: Path) -> None:
+    """The package's copy of MesoInception_F2F.h5 (the default panel's member) is that file's import, exactly."""
+    bundled = create_detector("mesoinception4.mesonet_f2f", cache_dir=tmp_path / "empty").eval()  # no download
+    model = create_detector("mesoinception4")
+    load_mesonet_keras_weights(model, mesonet_dir / "MesoInception_F2F.h5")
+    ref = model.state_dict()
+    for key, value in bundled.state_dict().items():
+        assert torch.equal(value, ref[key]), key
+    assert not list((tmp_path / "empty").glob("*"))  # nothing was fetched
+
+
+def test_tampered_bundled_copy_is_refused() -> None:
+    from fakescope.models import _hub
+
+    cfg = get_detector_cfg("mesoinception4.mesonet_f2f")
+    name, sha = cfg.extra["bundled_copy"]
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        _hub.bundled_file(name, "0" * 64)
+    assert _hub.bundled_file(name, sha).is_file()

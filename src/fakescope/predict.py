@@ -374,8 +374,10 @@ def contract_from_cfg_dict(cfg: dict[str, Any]) -> Any:
 def onnx_cache_path(model: Any, cache_dir: str | Path | None = None) -> Path | None:
     """Where the ONNX export of ``model`` is kept, or None when its weights cannot be identified without torch.
 
-    A ``.safetensors`` checkpoint and a named detector whose weights ship inside the package are identified by
-    the SHA-256 of their file; the fakescope version is part of the key too.
+    A ``.safetensors`` checkpoint is identified by the SHA-256 of its file. A registered ``arch.tag`` name (a named
+    detector, or a panel such as ``panel.dfdc_f2f``) is identified by the name itself, since the registry pins its
+    weights by SHA-256, together with the SHA-256 of every weights file shipped inside the package. The fakescope
+    version is part of every key. Other sources (files, folders, bare architectures, ``hf:`` models) are None.
     """
     import hashlib
 
@@ -385,13 +387,13 @@ def onnx_cache_path(model: Any, cache_dir: str | Path | None = None) -> Path | N
     text = str(model)
     path = Path(text)
     if path.suffix.lower() == ".safetensors" and path.is_file():
-        weights, label = path, path.stem
+        label, digests = path.stem, [sha256_file(path)]
+    elif "." in text and "/" not in text and ":" not in text and not path.exists():
+        shipped = sorted((Path(__file__).parent / "models" / "weights").glob("*.safetensors"))
+        label, digests = text, [text, *(f"{p.name}={sha256_file(p)}" for p in shipped)]
     else:
-        weights = Path(__file__).parent / "models" / "weights" / f"{text}.safetensors"
-        label = text
-        if "/" in text or not weights.is_file():
-            return None
-    key = hashlib.sha256(f"{__version__}:{text if label == text else ''}:{sha256_file(weights)}".encode()).hexdigest()
+        return None
+    key = hashlib.sha256(":".join([__version__, *digests]).encode()).hexdigest()
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label) or "model"
     return Path(cache_dir if cache_dir is not None else DEFAULT_CACHE) / "onnx" / f"{safe}-{key[:16]}.onnx"
 

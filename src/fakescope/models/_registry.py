@@ -159,6 +159,11 @@ def create_detector(
             from fakescope.models._hub import bundled_file
 
             _LOADERS[name](model, bundled_file(cfg.filename, cfg.sha256))
+        elif tag and cfg.extra.get("bundled_copy"):  # a converted copy of the public file ships in the package
+            from fakescope.models._hub import bundled_file
+            from fakescope.models.checkpoint import load_weights_into
+
+            load_weights_into(model, bundled_file(*cfg.extra["bundled_copy"]))
         elif tag:
             path = fetch_file(
                 cfg.url, cfg.sha256, filename=cfg.filename or None, cache_dir=cache_dir, local_dir=weights_dir

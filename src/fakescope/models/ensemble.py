@@ -1,4 +1,14 @@
-"""Ensembles: detectors sharing one crop contract, combined by mean probability.
+"""Ensembles: detectors combined into one detector with one crop contract.
+
+Two rules:
+
+- ``mean`` (:class:`EnsembleDetector`): members sharing one crop contract, combined by mean probability (k-fold
+  models, the MesoNet ensemble);
+- ``any`` (:class:`PanelDetector`): a *panel* of members with different crop contracts, each of which catches
+  what it was trained on; the panel says fake when any member says fake at its own threshold. The panel cuts
+  one wide crop (the widest member margin, the first member's alignment and picture rule) and each member sees
+  the centre of it that matches its own margin, resized to its input size, so the panel is one detector with
+  one contract for ``prepare``, ``evaluate``, ``predict``, ``serve``, attacks and ONNX export alike.
 
 Two sources: a k-fold ``ensemble.json`` written by ``fakescope train --folds K`` (member checkpoints relative to
 it) and *named ensembles* registered here (:func:`register_ensemble`; ``fakescope models list`` shows them),
@@ -9,6 +19,7 @@ whose members are named pretrained detectors. Both load through :func:`fakescope
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +30,7 @@ from torch import nn
 from fakescope.errors import CheckpointError
 
 ENSEMBLE_KIND = "fakescope-ensemble"
+COMBINE_RULES = ("mean", "any")
 
 
 def _contract_key(cfg: Any) -> Any:
@@ -42,7 +54,8 @@ class EnsembleDetector(nn.Module):
         if len(contracts) != 1:
             raise CheckpointError(
                 "ensemble members must share one crop contract (input size, crop size, margin, alignment, "
-                f"interpolation); got {sorted(contracts, key=str)}"
+                f"interpolation); got {sorted(contracts, key=str)}. Members with different contracts combine in a "
+                "panel (combine='any': fakescope.models.ensemble.PanelDetector)"
             )
         self.members = nn.ModuleList(members)
         self.cfg = members[0].cfg
@@ -73,21 +86,150 @@ class EnsembleDetector(nn.Module):
         return torch.sigmoid(self(x))
 
 
+def _member_threshold(member: nn.Module, threshold: float | None) -> float:
+    if threshold is not None:
+        return float(threshold)
+    return float(getattr(member.cfg, "extra", {}).get("threshold", 0.5))
+
+
+def panel_cfg(members: list[nn.Module], name: str) -> Any:
+    """The panel's config: one crop every member's own crop lies in, at the finest member's scale.
+
+    Margin: the widest member margin. Scale: the finest member's pixels per face-box side
+    (``input_size / (1 + crop_margin)``), so that member sees its own crop and the others a downscaled one.
+    Alignment: only when every member aligns (a rotation changes what a member without it was trained on).
+    Picture rule and interpolation: the first member's.
+    """
+    first = members[0].cfg
+    margin = max(float(m.cfg.crop_margin) for m in members)
+    scale = max(int(m.cfg.input_size) / (1.0 + float(m.cfg.crop_margin)) for m in members)
+    size = round(scale * (1.0 + margin))
+    arch, _, tag = name.partition(".")
+    return first.with_(
+        arch=arch,
+        tag=tag,
+        input_size=size,
+        crop_size=size,
+        crop_margin=margin,
+        crop_align=all(bool(m.cfg.crop_align) for m in members),
+        extra={},
+    )
+
+
+def area_matrix(src: int, dst: int) -> torch.Tensor:
+    """``dst x src`` matrix of area averaging (OpenCV's ``INTER_AREA`` when shrinking): row ``i`` averages the
+    source pixels under output pixel ``i``, weighted by their overlap. ``A @ x @ A.T`` resizes an ``src`` square."""
+    ratio = src / dst
+    a = torch.zeros(dst, src, dtype=torch.float64)
+    for i in range(dst):
+        lo, hi = i * ratio, (i + 1) * ratio
+        for j in range(math.floor(lo), min(src, math.ceil(hi))):
+            a[i, j] = (min(hi, j + 1) - max(lo, j)) / ratio
+    return a.float()
+
+
+class _MemberView(nn.Module):
+    """The part of the panel's crop one member takes: the centre matching its margin, at its input size
+    (area averaging when shrinking, bilinear when enlarging: the crop contract's ``area`` rule)."""
+
+    def __init__(self, panel_size: int, panel_margin: float, member: nn.Module) -> None:
+        super().__init__()
+        cfg = member.cfg
+        side = round(panel_size * (1.0 + float(cfg.crop_margin)) / (1.0 + panel_margin))
+        side += (panel_size - side) % 2  # same parity: the centre sits on whole pixels
+        self.start, self.side, self.size = (panel_size - side) // 2, side, int(cfg.input_size)
+        shrink = area_matrix(side, self.size) if side > self.size else torch.zeros(0)
+        self.register_buffer("shrink", shrink, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[..., self.start : self.start + self.side, self.start : self.start + self.side]
+        if self.side == self.size:
+            return x
+        if self.side > self.size:
+            return self.shrink @ x @ self.shrink.T
+        return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+
+class PanelDetector(nn.Module):
+    """Members with different crop contracts; fake when any member is confident at its own threshold.
+
+    ``forward`` returns ``max_k (logit_k - logit(t_k))``: the logit of the most confident member measured from
+    its own threshold ``t_k``, so the panel's P(fake) crosses 0.5 exactly when some member crosses its threshold,
+    and a panel of one member is that member (at its threshold).
+
+    Args:
+        members: detectors, each with its ``cfg`` crop contract (:func:`panel_cfg` makes the panel's).
+        thresholds: each member's threshold (None: the one stored with its weights, else 0.5).
+        name: the panel's name (its cfg's ``arch.tag``).
+    """
+
+    def __init__(self, members: list[nn.Module], thresholds: list[float | None] | None = None, name: str = "panel"):
+        super().__init__()
+        if not members:
+            raise CheckpointError("a panel needs at least one member")
+        thresholds = list(thresholds) if thresholds is not None else [None] * len(members)
+        if len(thresholds) != len(members):
+            raise ValueError(f"{len(members)} members but {len(thresholds)} thresholds")
+        self.cfg = panel_cfg(members, name)
+        self.members = nn.ModuleList(members)
+        self.views = nn.ModuleList(_MemberView(self.cfg.input_size, self.cfg.crop_margin, m) for m in members)
+        self.member_thresholds = [_member_threshold(m, t) for m, t in zip(members, thresholds, strict=True)]
+        offsets = [math.log(t / (1.0 - t)) for t in self.member_thresholds]
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.float32), persistent=False)
+        self.threshold = 0.5
+        self._widths = [int(m.num_features) for m in members]
+        self.num_features = sum(self._widths)
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's logit minus the logit of its threshold, ``K,B``."""
+        logits = torch.stack([m(v(x)).reshape(-1) for m, v in zip(self.members, self.views, strict=True)])
+        return logits - self.offsets[:, None]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenated member features ``B,sum(F_k)``, each member on its own view."""
+        return torch.cat([m.forward_features(v(x)) for m, v in zip(self.members, self.views, strict=True)], dim=1)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The panel's logit ``B`` from concatenated features."""
+        if pre_logits:
+            return features
+        parts = torch.split(features, self._widths, dim=1)
+        logits = torch.stack([m.forward_head(f).reshape(-1) for m, f in zip(self.members, parts, strict=True)])
+        return (logits - self.offsets[:, None]).amax(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The panel's logit ``B`` for [0, 1] images ``B,3,S,S`` (``S = cfg.input_size``)."""
+        return self.member_logits(x).amax(0)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """The panel's P(fake) ``B`` (0.5 at the first member threshold crossed)."""
+        return torch.sigmoid(self(x))
+
+
 @dataclass(frozen=True)
 class NamedEnsemble:
     """A registered ensemble of named pretrained detectors.
 
     Attributes:
         name: the ensemble's name (``--model NAME``).
-        members: named pretrained detectors (same crop contract).
+        members: named pretrained detectors (same crop contract for ``mean``).
         description: one line for ``fakescope models list``.
-        threshold: decision threshold of the mean probability.
+        threshold: decision threshold of the mean probability (``mean``).
+        combine: ``mean`` (:class:`EnsembleDetector`) or ``any`` (:class:`PanelDetector`).
+        member_thresholds: ``any``: each member's threshold (None: the one stored with its weights).
     """
 
     name: str
     members: tuple[str, ...]
     description: str = ""
     threshold: float = 0.5
+    combine: str = "mean"
+    member_thresholds: tuple[float | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.combine not in COMBINE_RULES:
+            raise ValueError(f"unknown combine rule {self.combine!r}; choose one of: {', '.join(COMBINE_RULES)}")
 
 
 _ENSEMBLES: dict[str, NamedEnsemble] = {}
@@ -111,7 +253,7 @@ def get_ensemble(name: str) -> NamedEnsemble | None:
 
 def create_ensemble(
     name: str, weights_dir: str | Path | None = None, cache_dir: str | Path | None = None
-) -> EnsembleDetector:
+) -> EnsembleDetector | PanelDetector:
     """Build a registered ensemble from its named members.
 
     Raises:
@@ -123,7 +265,11 @@ def create_ensemble(
         raise KeyError(f"unknown ensemble {name!r}; registered: {', '.join(list_ensembles()) or 'none'}")
     spec = _ENSEMBLES[name]
     members = [create_detector(m, weights_dir=weights_dir, cache_dir=cache_dir) for m in spec.members]
-    model = EnsembleDetector(members, threshold=spec.threshold)
+    model: EnsembleDetector | PanelDetector
+    if spec.combine == "any":
+        model = PanelDetector(members, list(spec.member_thresholds or [None] * len(members)), name=name)
+    else:
+        model = EnsembleDetector(members, threshold=spec.threshold)
     model.name = name
     return model.eval()
 
@@ -161,5 +307,15 @@ register_ensemble(
             "meso4.mesonet_f2f",
         ),
         "the study's MesoNet ensemble: the four published MesoNet weight files (Deepfake and Face2Face)",
+    )
+)
+
+register_ensemble(
+    NamedEnsemble(
+        "panel.dfdc_f2f",
+        ("mobilenet_v2.dfdc", "mesoinception4.mesonet_f2f"),
+        "the default: the bundled DFDC MobileNetV2 and MesoNet's Face2Face MesoInception-4, fake when either is "
+        "(both ship in the package; see weights/MODEL_CARD.md)",
+        combine="any",
     )
 )

@@ -237,7 +237,18 @@ _WEIGHTS = {
     ),
 }
 
+#: Weights shipped inside the package as well (the default panel's Face2Face member, so it needs no download):
+#: the authors' file converted once by :func:`load_mesonet_keras_weights` to safetensors (a test checks the copy
+#: equals the import of the original); licence and notice in ``fakescope/models/weights/MESONET_NOTICE``.
+_BUNDLED_COPIES = {
+    ("mesoinception4", "f2f"): (
+        "mesoinception4.mesonet_f2f.safetensors",
+        "0dcaadd730802ab148e416c3726417488130879d9fe9d8fe46bbe6a78abff1ff",
+    ),
+}
+
 for (_arch, _set), (_file, _sha) in _WEIGHTS.items():
+    _copy_of = {"bundled_copy": _BUNDLED_COPIES[(_arch, _set)]} if (_arch, _set) in _BUNDLED_COPIES else {}
     register_pretrained(
         _cfg(
             _arch,
@@ -251,6 +262,7 @@ for (_arch, _set), (_file, _sha) in _WEIGHTS.items():
                 "source": "DariusAf/MesoNet commit 2144d56, Keras 2.1 HDF5",
                 "source_output": "sigmoid, 1 = real (flipped on import)",
                 "resize": "face crop resized to 256x256, RGB scaled to [0, 1]",
+                **_copy_of,
             },
         ),
         load_mesonet_keras_weights,
