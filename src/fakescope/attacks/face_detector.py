@@ -243,63 +243,96 @@ def hide_face_pgd(
         ``linf``, and the steps run.
     """
     port = blazeface_port(detector) if port is None else port
-    import cv2
-
     region = _region(image, box, margin)
-    x1, y1, x2, y2 = region
-    x0 = torch.from_numpy(image[y1:y2, x1:x2].astype(np.float32) / 255.0).permute(2, 0, 1)
-    up = None
-    if delta_scale is not None:
-        s = detector.input_size / min(image.shape[:2]) * delta_scale
-        lh, lw = max(1, round((y2 - y1) * s)), max(1, round((x2 - x1) * s))
-        up = (_axis_matrix(lh, y2 - y1, cv2.INTER_NEAREST), _axis_matrix(lw, x2 - x1, cv2.INTER_NEAREST))
-        x0 = torch.from_numpy((up[0].T @ x0.numpy() @ up[1] / np.outer(up[0].sum(0), up[1].sum(0))).astype(np.float32))
+    x0, up = _pgd_grid(detector, image, region, delta_scale)
     inputs = _DetectorInputs(detector, image, region, up)
 
     def full(d: np.ndarray) -> np.ndarray:
         return d if up is None else up[0] @ d @ up[1].T
 
+    def real_score(d: np.ndarray) -> float:
+        return detector.max_score(_apply(image, region, full(d)))
+
+    def excess(d: torch.Tensor) -> torch.Tensor:  # per-anchor logits above the target, over every model input
+        return torch.relu(port(inputs(d))[1] - t_logit)
+
     t_logit = float(np.log(target_score / (1 - target_score)))
     gen = torch.Generator().manual_seed(seed)
     best_delta = np.zeros(x0.shape, np.float32)
-    best = detector.max_score(image)
-    score_clean = best
+    best = score_clean = detector.max_score(image)
     n_steps = 0
     for r in range(restarts):
         if best < target_score:
             break
-        if r == 0:
-            delta = torch.zeros_like(x0)
-        else:
-            delta = (torch.rand(x0.shape, generator=gen) * 2 - 1) * eps
-        delta = ((x0 + delta).clamp(0, 1) - x0).requires_grad_(True)  # x0: the region (block means)
-        for k in range(steps):
-            _, logits = port(inputs(delta))
-            loss = torch.relu(logits - t_logit).sum()
-            (grad,) = torch.autograd.grad(loss, delta)
-            alpha = eps / 4 * 0.5 * (1 + np.cos(np.pi * k / steps)) + eps / 100
-            with torch.no_grad():
-                delta -= alpha * grad.sign()
-                delta.clamp_(-eps, eps)
-                delta.copy_((x0 + delta).clamp(0, 1) - x0)
-            n_steps += 1
-            if (k + 1) % check_every == 0 or k == steps - 1 or float(logits.detach().max()) < t_logit:
-                d = delta.detach().numpy()
-                score = detector.max_score(_apply(image, region, full(d)))
-                if score < best:
-                    best, best_delta = score, d.copy()
-                if best < target_score:
-                    break
+        start = torch.zeros_like(x0) if r == 0 else (torch.rand(x0.shape, generator=gen) * 2 - 1) * eps
+        score, d, k = _pgd_restart(excess, real_score, x0, start, eps, steps, check_every, target_score)
+        n_steps += k
+        if score < best:
+            best, best_delta = score, d
         _logger.debug("hide_face_pgd restart %d: best real score %.3f", r, best)
     adv = _apply(image, region, full(best_delta))
-    info = {
+    return adv, {**_outcome(detector, image, adv, score_clean), "steps_run": n_steps}
+
+
+def _outcome(detector: Any, image: np.ndarray, adv: np.ndarray, score_clean: float) -> dict[str, Any]:
+    """What a face attack reports: the clean and adversarial face scores, ``hidden`` and the L-inf distance."""
+    return {
         "score_clean": score_clean,
         "score_adv": detector.max_score(adv),
         "hidden": len(detector.detect(adv)) == 0,
         "linf": float(np.abs(adv.astype(int) - image.astype(int)).max() / 255.0),
-        "steps_run": n_steps,
     }
-    return adv, info
+
+
+def _pgd_grid(
+    detector: Any, image: np.ndarray, region: tuple[int, int, int, int], delta_scale: float | None
+) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray] | None]:
+    """The region as PGD perturbs it (``3,h,w`` in [0, 1]: block means on the working grid, or the frame pixels
+    when ``delta_scale`` is None) and the nearest-upsampling matrices back to the frame (None: frame pixels)."""
+    import cv2
+
+    x1, y1, x2, y2 = region
+    x0 = torch.from_numpy(image[y1:y2, x1:x2].astype(np.float32) / 255.0).permute(2, 0, 1)
+    if delta_scale is None:
+        return x0, None
+    s = detector.input_size / min(image.shape[:2]) * delta_scale
+    lh, lw = max(1, round((y2 - y1) * s)), max(1, round((x2 - x1) * s))
+    up = (_axis_matrix(lh, y2 - y1, cv2.INTER_NEAREST), _axis_matrix(lw, x2 - x1, cv2.INTER_NEAREST))
+    means = up[0].T @ x0.numpy() @ up[1] / np.outer(up[0].sum(0), up[1].sum(0))
+    return torch.from_numpy(means.astype(np.float32)), up
+
+
+def _pgd_restart(
+    loss_fn: Any,
+    real_score: Any,
+    x0: torch.Tensor,
+    start: torch.Tensor,
+    eps: float,
+    steps: int,
+    check_every: int,
+    target_score: float,
+) -> tuple[float, np.ndarray, int]:
+    """One PGD run from ``x0 + start``: signed steps of ``eps / 4`` on a cosine decay, the rounded frame scored by
+    the real pipeline (``real_score``) every ``check_every`` steps (and when the port says every anchor is below
+    target). Returns the best real score, its perturbation and the steps run."""
+    delta = ((x0 + start).clamp(0, 1) - x0).requires_grad_(True)
+    best, best_delta = float("inf"), np.zeros(x0.shape, np.float32)
+    for k in range(steps):
+        excess = loss_fn(delta)
+        (grad,) = torch.autograd.grad(excess.sum(), delta)
+        alpha = eps / 4 * 0.5 * (1 + np.cos(np.pi * k / steps)) + eps / 100
+        with torch.no_grad():
+            delta -= alpha * grad.sign()
+            delta.clamp_(-eps, eps)
+            delta.copy_((x0 + delta).clamp(0, 1) - x0)
+        if (k + 1) % check_every == 0 or k == steps - 1 or float(excess.detach().max()) <= 0:
+            d = delta.detach().numpy().copy()
+            score = real_score(d)
+            if score < best:
+                best, best_delta = score, d
+            if best < target_score:
+                return best, best_delta, k + 1
+    return best, best_delta, steps
 
 
 def hide_face(
@@ -382,13 +415,7 @@ def hide_face_square(
         x_adv = attack.generate(x, y=np.array([[0.0, 1.0]], dtype=np.float32))[0]
     x_adv = np.clip(x_adv, region.small - eps, region.small + eps)
     adv = region.apply(x_adv)
-    info = {
-        "score_clean": detector.max_score(image),
-        "score_adv": detector.max_score(adv),
-        "hidden": len(detector.detect(adv)) == 0,
-        "linf": float(np.abs(adv.astype(int) - image.astype(int)).max() / 255.0),
-    }
-    return adv, info
+    return adv, _outcome(detector, image, adv, detector.max_score(image))
 
 
 def face_attack_videos(
@@ -429,7 +456,7 @@ def face_attack_videos(
         "frames": [...]}``.
     """
     from fakescope.data.faces import create_face_detector
-    from fakescope.data.media import probe_video, sample_frames
+    from fakescope.data.media import probe_video
 
     if method not in ("pgd", "square"):
         raise ValueError(f"unknown face attack method {method!r}; choose 'pgd' or 'square'")
@@ -442,18 +469,8 @@ def face_attack_videos(
     per_video = []
     try:
         for v, video in enumerate(videos):
-            frames = sample_frames(video, num_frames=frames_per_video)
-            adv_frames = []
-            for fr in frames:
-                faces = det.detect(fr.image)
-                if not faces:
-                    continue
-                frame_seed = seed + 1000 * v + fr.index
-                adv, info = hide_face(det, fr.image, faces[0].box, eps, method, seed=frame_seed, **opts)
-                rows.append({"video": str(video), "frame": fr.index, **info})
-                _logger.info("face attack %s frame %d: %s", Path(video).name, fr.index, info)
-                adv_frames.append(adv)
-            vrows = [r for r in rows if r["video"] == str(video)]
+            vrows, adv_frames = _attack_frames(det, video, frames_per_video, eps, method, seed + 1000 * v, opts)
+            rows.extend(vrows)
             entry = {"video": str(video), "n_attacked": len(vrows), "hidden": sum(r["hidden"] for r in vrows)}
             if crf is not None and adv_frames:
                 entry["hidden_after_h264"] = _hidden_after_h264(det, adv_frames, probe_video(video).fps, crf)
@@ -476,6 +493,25 @@ def face_attack_videos(
         "videos": per_video,
         "frames": rows,
     }
+
+
+def _attack_frames(
+    det: Any, video: str | Path, n: int, eps: float, method: str, seed: int, opts: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """Attack the first face of ``n`` evenly spaced frames of ``video`` (frames without a face are skipped):
+    one report row and one attacked frame per attacked frame; frame ``i`` gets seed ``seed + i``."""
+    from fakescope.data.media import sample_frames
+
+    rows, adv_frames = [], []
+    for fr in sample_frames(video, num_frames=n):
+        faces = det.detect(fr.image)
+        if not faces:
+            continue
+        adv, info = hide_face(det, fr.image, faces[0].box, eps, method, seed=seed + fr.index, **opts)
+        rows.append({"video": str(video), "frame": fr.index, **info})
+        _logger.info("face attack %s frame %d: %s", Path(video).name, fr.index, info)
+        adv_frames.append(adv)
+    return rows, adv_frames
 
 
 def _hidden_after_h264(det: Any, frames: list[np.ndarray], fps: float, crf: int) -> int:

@@ -129,8 +129,6 @@ def create_detector(
         DownloadError: pretrained weights unavailable offline and not downloadable, or a SHA-256 mismatch.
         CheckpointError: the weights file does not fit, or is a pickle file.
     """
-    from fakescope.utils.download import fetch_file
-
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if "pretrained_file" in kwargs:  # resolved here with its SHA-256 check, never taken from a caller or checkpoint
         raise ValueError("pretrained_file is not a detector option; ask for pretrained=True (and weights_dir)")
@@ -155,20 +153,8 @@ def create_detector(
 
             kwargs["pretrained_file"] = resolve_pretrained_file(imagenet_file, weights_dir)
         model = _BUILDERS[arch](cfg=cfg, pretrained=pretrained and not tag, **kwargs)
-        if tag and cfg.extra.get("bundled"):
-            from fakescope.models._hub import bundled_file
-
-            _LOADERS[name](model, bundled_file(cfg.filename, cfg.sha256))
-        elif tag and cfg.extra.get("bundled_copy"):  # a converted copy of the public file ships in the package
-            from fakescope.models._hub import bundled_file
-            from fakescope.models.checkpoint import load_weights_into
-
-            load_weights_into(model, bundled_file(*cfg.extra["bundled_copy"]))
-        elif tag:
-            path = fetch_file(
-                cfg.url, cfg.sha256, filename=cfg.filename or None, cache_dir=cache_dir, local_dir=weights_dir
-            )
-            _LOADERS[name](model, path)
+        if tag:
+            _load_named_weights(model, name, cfg, weights_dir, cache_dir)
     if checkpoint_path is not None:
         from fakescope.models.checkpoint import load_weights_into
 
@@ -176,6 +162,28 @@ def create_detector(
     if freeze:
         model.freeze_backbone(True)
     return model
+
+
+def _load_named_weights(
+    model: Detector, name: str, cfg: DetectorCfg, weights_dir: str | Path | None, cache_dir: str | Path | None
+) -> None:
+    """Load a named detector's weights: shipped in the package, a shipped copy of a public file, or fetched
+    (offline folder, cache, then its URL), each checked against its SHA-256."""
+    from fakescope.models._hub import bundled_file
+
+    if cfg.extra.get("bundled"):
+        _LOADERS[name](model, bundled_file(cfg.filename, cfg.sha256))
+    elif cfg.extra.get("bundled_copy"):  # a converted copy of the public file ships in the package
+        from fakescope.models.checkpoint import load_weights_into
+
+        load_weights_into(model, bundled_file(*cfg.extra["bundled_copy"]))
+    else:
+        from fakescope.utils.download import fetch_file
+
+        path = fetch_file(
+            cfg.url, cfg.sha256, filename=cfg.filename or None, cache_dir=cache_dir, local_dir=weights_dir
+        )
+        _LOADERS[name](model, path)
 
 
 def count_parameters(name: str, **kwargs: Any) -> int:
