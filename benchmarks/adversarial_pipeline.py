@@ -53,14 +53,36 @@ def _load(name: str):
     return model.eval(), float(meta.get("threshold", 0.5))
 
 
+def images(args, model, split: str, n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Face crops of a manifest split as the model takes them: the manifest's own crops when its contract is the
+    model's, else each row's source file cut by ``Predictor.face_inputs`` (what ``predict`` scores)."""
+    from fakescope.attacks.evaluate import load_images, sample_rows
+    from fakescope.data.contract import CropContract
+    from fakescope.data.manifest import read_manifest
+    from fakescope.predict import Predictor
+
+    if CropContract.from_cfg(model.cfg) == CropContract.from_cfg(_load("mobilenet_v2.dfdc")[0].cfg):
+        x, y, _ = load_images(args.manifest, model.cfg.input_size, split, n, seed)
+        return x, y
+    df = read_manifest(args.manifest)
+    df = sample_rows(df[df["split"] == split].drop_duplicates("media_path"), n, seed)
+    xs, ys = [], []
+    with Predictor(model, detector_weights_dir=SHARED / "weights" / "mediapipe") as pred:
+        for path, label in zip(df["media_path"], df["label"], strict=True):
+            crops = pred.face_inputs(path)
+            if crops:
+                xs.append(torch.from_numpy(crops[0].image).permute(2, 0, 1).float() / 255.0)
+                ys.append(int(label))
+    return torch.stack(xs), np.asarray(ys)
+
+
 def detection(args, model, thr, table: bool = True) -> tuple[dict | None, tuple, torch.Tensor]:
-    from fakescope.attacks.evaluate import load_images
     from fakescope.defenses.evaluate import AdaptiveConfig, detection_report, fit_detectors
 
-    x_fit, y_fit, _ = load_images(args.manifest, 160, "val", args.fit_images, args.seed)
+    x_fit, y_fit = images(args, model, "val", args.fit_images, args.seed)
     t0 = time.perf_counter()
     squeezing, learned = fit_detectors(model, x_fit, y_fit, eps_list=(4 / 255, 8 / 255), seed=args.seed)
-    x, y, _ = load_images(args.manifest, 160, "test", args.test_images, args.seed + 1)
+    x, y = images(args, model, "test", args.test_images, args.seed + 1)
     if not table:
         return None, (squeezing, learned, x, y), x[y == 1]
     cfg = AdaptiveConfig(steps=args.steps, restarts=args.restarts)
@@ -69,7 +91,7 @@ def detection(args, model, thr, table: bool = True) -> tuple[dict | None, tuple,
     )
     rep["seconds"] = time.perf_counter() - t0
     rep["fit"] = {"split": "val", "n_images": len(y_fit), "attack": "pgd_linf", "eps": ["4/255", "8/255"]}
-    print(f"\n== adv-detect on mobilenet_v2.dfdc ({rep['n_clean']} clean test, {rep['n_fake_attacked']} fakes)")
+    print(f"\n== adv-detect on {args.model} ({rep['n_clean']} clean test, {rep['n_fake_attacked']} fakes)")
     print(f"thresholds {rep['thresholds']}, clean FPR {rep['fpr_at_threshold_clean']}")
     print(f"{'attacker':24s} {'eps':6s} {'detector':18s} success  AUROC  TPR@5%  succ&undet  both")
     for r in rep["results"]:
@@ -227,6 +249,7 @@ def pipeline(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="mobilenet_v2.dfdc", help="detector attacked by detection/strength")
     p.add_argument("--manifest", type=Path, default=REPO.parent / "runs" / "dfdc160cut" / "manifest.parquet")
     p.add_argument("--fit-images", type=int, default=160, help="val images (half fake) fitting the detectors")
     p.add_argument("--test-images", type=int, default=96, help="held-out test images (half fake)")
@@ -259,8 +282,8 @@ def main() -> None:
     from fakescope.utils.runinfo import run_metadata
 
     skip = set(args.skip.split(","))
-    model, thr = _load("mobilenet_v2.dfdc")
-    result: dict = {"model": "mobilenet_v2.dfdc", "model_threshold": thr, "threads": torch.get_num_threads()}
+    model, thr = _load(args.model)
+    result: dict = {"model": args.model, "model_threshold": thr, "threads": torch.get_num_threads()}
     result.update(args={k: str(v) for k, v in vars(args).items()}, **run_metadata())
     t0 = time.perf_counter()
     fakes = None

@@ -28,9 +28,8 @@ def test_bundled_file_ships_and_matches_its_hash():
         bundled_file(cfg.filename, "0" * 64)
 
 
-def test_default_is_the_bundled_detector_and_needs_no_download(tmp_path, monkeypatch):
+def test_bundled_detector_needs_no_download(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cache, no network needed
-    assert DEFAULT_DETECTOR == NAME
     model = create_detector(NAME, cache_dir=tmp_path / "empty-cache").eval()
     cfg = model.cfg
     assert (cfg.input_size, cfg.crop_size, cfg.crop_margin, cfg.crop_align, cfg.crop_pictures) == (
@@ -44,6 +43,26 @@ def test_default_is_the_bundled_detector_and_needs_no_download(tmp_path, monkeyp
     with torch.no_grad():
         p = model.predict_proba(torch.rand(2, 3, 160, 160))
     assert p.shape == (2,) and torch.all((p >= 0) & (p <= 1))
+
+
+def test_default_is_a_panel_of_bundled_detectors_and_needs_no_download(tmp_path, monkeypatch):
+    from fakescope.models import load_model
+    from fakescope.models.ensemble import PanelDetector
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert DEFAULT_DETECTOR == "panel.dfdc_f2f"
+    model, meta = load_model(DEFAULT_DETECTOR, cache_dir=tmp_path / "empty-cache")
+    assert isinstance(model, PanelDetector)
+    assert meta["members"] == [NAME, "mesoinception4.mesonet_f2f"]
+    assert model.member_thresholds == [get_detector_cfg(NAME).extra["threshold"], 0.5]
+    # one crop at MesoNet's scale and margin (256 px, 0.3); the DFDC member sees its centre shrunk to 160 px
+    assert (model.cfg.input_size, model.cfg.crop_margin, model.cfg.crop_align, model.cfg.crop_pictures) == (
+        256,
+        0.3,
+        False,
+        "cut",
+    )
+    assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.h5"))
 
 
 def test_bundled_detector_separates_the_dev_crops(shared_data):

@@ -275,6 +275,13 @@ def test_cli_models_list_and_info() -> None:
     res = runner.invoke(app, ["models", "list", "--pretrained"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "mesoinception4.mesonet_df" in res.output
+    assert "panel.dfdc_f2f (default)" in res.output and "mesonet_ensemble" in res.output
+
+    res = runner.invoke(app, ["models", "info", "panel.dfdc_f2f", "--json"])
+    assert res.exit_code == 0, res.output
+    panel = json.loads(res.output)
+    assert panel["combine"] == "any" and panel["members"] == ["mobilenet_v2.dfdc", "mesoinception4.mesonet_f2f"]
+    assert (panel["input_size"], panel["crop_margin"]) == (256, 0.3)  # what load_model builds (test_bundled)
 
     res = runner.invoke(app, ["models", "info", "meso4.mesonet_df", "--json"])
     assert res.exit_code == 0, res.output

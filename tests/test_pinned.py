@@ -38,6 +38,12 @@ VIDEO_SCORES = {
         "ffpp_cyshih_fake.mp4": 0.0266,
         "ffpp_cyshih_real.mp4": 0.0574,
     },
+    "panel.dfdc_f2f": {  # the default: both DFDC fakes and the FF++ (Face2Face-like) fake caught, the real kept
+        "dfdc_abofeumbvv.mp4": 0.989,
+        "dfdc_abqwwspghj.mp4": 0.998,
+        "ffpp_cyshih_fake.mp4": 0.769,
+        "ffpp_cyshih_real.mp4": 0.446,
+    },
     "mobilenet_v2.dfdc": {
         "dfdc_abofeumbvv.mp4": 0.9927,
         "dfdc_abqwwspghj.mp4": 0.9961,

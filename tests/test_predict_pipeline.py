@@ -126,8 +126,9 @@ def test_contract_from_cfg_dict_matches_detector_cfg() -> None:
     from fakescope.data.contract import CropContract
     from fakescope.models import DetectorCfg, get_detector_cfg
 
-    cfg = get_detector_cfg(DEFAULT_DETECTOR)
-    assert contract_from_cfg_dict(cfg.to_dict()) == CropContract.from_cfg(cfg)
+    for name in ("mobilenet_v2.dfdc", "mesoinception4.mesonet_df"):
+        cfg = get_detector_cfg(name)
+        assert contract_from_cfg_dict(cfg.to_dict()) == CropContract.from_cfg(cfg)
     bare = DetectorCfg(arch="x")  # defaults on both sides agree
     assert contract_from_cfg_dict({}) == CropContract.from_cfg(bare)
 
@@ -178,3 +179,26 @@ def test_onnx_cache_key_follows_the_weights(tmp_path: Path) -> None:
     a.write_bytes(b"three")  # retrained in place: a new key, never the stale export
     assert onnx_cache_path(a, tmp_path) != before
     assert onnx_cache_path("meso4", tmp_path) is None  # not identifiable without torch: exported in memory
+
+
+def test_one_thread_budget_decodes_inline_with_the_same_results(
+    haar_predictor: Predictor, face_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``threads=1`` (each of ``predict --workers N`` on N cores) decodes in the caller's thread: same crops and
+    scores as the threaded pipeline, and no decoder thread is started."""
+    ref = haar_predictor.analyze(face_video)
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def spy(self: threading.Thread) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    with Predictor(DEFAULT_DETECTOR, detector="haar", num_frames=12, threads=1) as pred:
+        monkeypatch.setattr(threading.Thread, "start", spy)
+        r = pred.analyze(face_video)
+        monkeypatch.undo()
+    assert "fakescope-decode" not in started
+    assert r.n_frames == ref.n_frames == 12
+    assert [f.fake_prob for f in r.frames] == pytest.approx([f.fake_prob for f in ref.frames], abs=1e-6)
+    assert r.timings["decode"] > 0

@@ -452,12 +452,16 @@ def test_jobs_running_at_a_crash_are_requeued(client_factory, tmp_path: Path, me
 
 
 def test_default_pretrained_model(client_factory, media: dict[str, Path]) -> None:
-    """The out-of-the-box detector is the bundled mobilenet_v2.dfdc: no download, no weights folder."""
+    """The out-of-the-box detector is the bundled default panel: no download, no weights folder."""
+    from fakescope import DEFAULT_DETECTOR
+
     client = client_factory(model="")
-    assert client.get("/v1/models").json()["loaded"]["model"] == "mobilenet_v2.dfdc"
+    loaded = client.get("/v1/models").json()["loaded"]
+    assert loaded["model"] == DEFAULT_DETECTOR == "panel.dfdc_f2f"
+    assert loaded["members"] == ["mobilenet_v2.dfdc", "mesoinception4.mesonet_f2f"]
     r = upload(client, media["image"])
     assert r.status_code == 200
-    assert r.json()["result"]["model"] == "mobilenet_v2.dfdc"
+    assert r.json()["result"]["model"] == DEFAULT_DETECTOR
     assert r.json()["result"]["verdict"] in ("fake", "real")
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: The detector used when none is named (``predict``, ``serve``): the one place it is defined.
-DEFAULT_DETECTOR = "mobilenet_v2.dfdc"
+#: The detector used when none is named (``predict``, ``serve``): the one place it is defined. A panel of the
+#: bundled DFDC MobileNetV2 and MesoNet's Face2Face MesoInception-4, both shipped in the package (see
+#: ``fakescope/models/weights/MODEL_CARD.md`` for why).
+DEFAULT_DETECTOR = "panel.dfdc_f2f"
 
 _LAZY = {
     "create_detector": "fakescope.models",

@@ -790,6 +790,10 @@ class _FrameFeed:
     PyAV releases the GIL while FFmpeg decodes, so decoding runs alongside face detection and inference. The
     queue holds at most :data:`QUEUE_FRAMES` frames (the thread waits beyond it). An error of the decoder is
     raised by the iteration; :meth:`close` stops the thread early (a consumer that fails).
+
+    A predictor with a budget of one thread (``threads=1``: each of ``predict --workers N`` on N cores) decodes in
+    the caller's thread instead, one frame after the other: a second thread would run it past its budget, and
+    the workers beside it already keep every core busy.
     """
 
     _END = object()
@@ -807,7 +811,21 @@ class _FrameFeed:
         self._stop = threading.Event()
         self.decode_s = 0.0
         self._thread = threading.Thread(target=self._run, name="fakescope-decode", daemon=True)
-        self._thread.start()
+        self.inline = predictor.threads == 1
+        if not self.inline:
+            self._thread.start()
+
+    def _inline(self) -> Any:
+        """Frames decoded in the caller's thread (a one-thread budget)."""
+        while True:
+            t = time.perf_counter()
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                return
+            finally:
+                self.decode_s += time.perf_counter() - t
+            yield frame
 
     def _put(self, item: Any) -> bool:
         while not self._stop.is_set():
@@ -837,6 +855,9 @@ class _FrameFeed:
             self._frames.close()
 
     def __iter__(self) -> Any:
+        if self.inline:
+            yield from self._inline()
+            return
         while True:
             item = self._queue.get()
             if item is self._END:
@@ -846,8 +867,11 @@ class _FrameFeed:
             yield item
 
     def close(self) -> None:
-        """Stop the decoder thread and wait for it."""
+        """Stop the decoder thread and wait for it (inline decoding: close the decoder)."""
         self._stop.set()
+        if self.inline:
+            self._frames.close()
+            return
         while self._thread.is_alive():
             try:
                 self._queue.get_nowait()

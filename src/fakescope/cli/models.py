@@ -28,7 +28,7 @@ def list_cmd(
     names = list_detectors(pattern, pretrained=pretrained)
     infos = [describe_detector(n) for n in names]
     if as_json:
-        typer.echo(json.dumps(infos, indent=2, default=str))
+        typer.echo(json.dumps(infos + (_ensembles(pattern) if pretrained else []), indent=2, default=str))
         return
     console = Console()
     if pretrained:
@@ -38,6 +38,10 @@ def list_cmd(
         for i in infos:
             name = f"{i['name']} (default)" if i["name"] == DEFAULT_PRETRAINED else i["name"]
             table.add_row(name, str(i["input_size"]), _fmt_params(i["params"]), i["trained_on"], i["license"])
+        for e in _ensembles(pattern):
+            name = f"{e['name']} (default)" if e["name"] == DEFAULT_PRETRAINED else e["name"]
+            members = f"{e['combine']} of " + ", ".join(e["members"])
+            table.add_row(name, str(e["input_size"]), "-", f"{members}: {e['description']}", "its members'")
     else:
         table = Table(title="Detector architectures (create_detector(NAME) / --model NAME)")
         for col in ("name", "input", "norm", "params", "pretrained", "description"):
@@ -68,7 +72,18 @@ def info_cmd(
 ) -> None:
     """Show a detector's input contract, parameter count, weights source and provenance (downloads nothing)."""
     from fakescope.models._registry import describe_detector
+    from fakescope.models.ensemble import describe_ensemble, get_ensemble
 
+    if get_ensemble(name) is not None:
+        desc = describe_ensemble(name)
+        if as_json:
+            typer.echo(json.dumps(desc, indent=2, default=str))
+        else:
+            table = Table(title=name, show_header=False)
+            for key, value in desc.items():
+                table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+            Console().print(table)
+        return
     try:
         info = describe_detector(name)
     except KeyError as exc:
@@ -90,6 +105,15 @@ def info_cmd(
     for key, value in (info.get("extra") or {}).items():
         table.add_row(f"extra.{key}", str(value))
     Console().print(table)
+
+
+def _ensembles(pattern: str = "") -> list[dict]:
+    """The registered named ensembles and panels matching ``pattern``: members, rule and crop size."""
+    import fnmatch
+
+    from fakescope.models.ensemble import describe_ensemble, list_ensembles
+
+    return [describe_ensemble(n) for n in list_ensembles() if not pattern or fnmatch.fnmatch(n, pattern)]
 
 
 def imagenet_source(info: dict) -> str:

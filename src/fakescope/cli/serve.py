@@ -36,7 +36,9 @@ def serve(
         None, "--face-weights", help="Offline folder with the face detector's model file."
     ),
     face_detector: str | None = typer.Option(None, "--face-detector", help="blazeface or haar."),
-    runtime: str | None = typer.Option(None, "--runtime", help="torch or onnx."),
+    runtime: str | None = typer.Option(
+        None, "--runtime", help="auto (default: ONNX Runtime when the export can be cached), torch or onnx."
+    ),
     max_upload_mb: float | None = typer.Option(None, "--max-upload-mb", help="Largest upload (default: 100)."),
     max_video_seconds: float | None = typer.Option(
         None, "--max-video-seconds", help="Longest accepted video (default: 120)."

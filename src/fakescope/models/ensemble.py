@@ -251,6 +251,46 @@ def get_ensemble(name: str) -> NamedEnsemble | None:
     return _ENSEMBLES.get(name)
 
 
+def describe_ensemble(name: str) -> dict[str, Any]:
+    """What ``fakescope models info NAME`` shows for a named ensemble or panel (its members' cfgs, no weights).
+
+    Raises:
+        KeyError: unknown ensemble name.
+    """
+    from fakescope.models._registry import get_detector_cfg
+
+    spec = _ENSEMBLES[name]
+    cfgs = [get_detector_cfg(m) for m in spec.members]
+    if spec.combine == "any":
+        contract = panel_cfg([_CfgHolder(c) for c in cfgs], name)  # type: ignore[arg-type]
+    else:
+        contract = cfgs[0]
+    thresholds = list(spec.member_thresholds or [None] * len(cfgs))
+    return {
+        "name": name,
+        "description": spec.description,
+        "combine": spec.combine,
+        "members": list(spec.members),
+        "member_thresholds": [
+            t if t is not None else float(c.extra.get("threshold", 0.5)) for t, c in zip(thresholds, cfgs, strict=True)
+        ],
+        "threshold": 0.5 if spec.combine == "any" else spec.threshold,
+        "input_size": contract.input_size,
+        "crop_margin": contract.crop_margin,
+        "crop_align": contract.crop_align,
+        "crop_pictures": contract.crop_pictures,
+        "trained_on": [c.trained_on for c in cfgs],
+        "license": [c.license for c in cfgs],
+    }
+
+
+class _CfgHolder:
+    """Just a ``cfg`` (what :func:`panel_cfg` reads of a member)."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+
 def create_ensemble(
     name: str, weights_dir: str | Path | None = None, cache_dir: str | Path | None = None
 ) -> EnsembleDetector | PanelDetector:
@@ -314,8 +354,7 @@ register_ensemble(
     NamedEnsemble(
         "panel.dfdc_f2f",
         ("mobilenet_v2.dfdc", "mesoinception4.mesonet_f2f"),
-        "the default: the bundled DFDC MobileNetV2 and MesoNet's Face2Face MesoInception-4, fake when either is "
-        "(both ship in the package; see weights/MODEL_CARD.md)",
+        "fake when either member is (the default; both ship in the package)",
         combine="any",
     )
 )

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
         weights_dir: local folder with pretrained weight files (offline use, ``--from DIR``).
         home: download cache for weights (default ``~/.cache/fakescope``).
         data_dir: where the job database, queued uploads, evidence images and upload temp files live.
-        runtime: ``torch`` or ``onnx``.
+        runtime: ``auto`` (ONNX Runtime when the model's export can be cached, as ``fakescope predict``), ``torch``
+            or ``onnx``.
         face_detector: face detector backend (``blazeface`` or ``haar``).
         face_weights_dir: local folder with the face detector's model file (offline use).
         num_frames: frames sampled per video.
@@ -50,7 +51,7 @@ class Settings(BaseSettings):
     weights_dir: Path | None = None
     home: Path | None = None
     data_dir: Path = Path("fakescope-data")
-    runtime: Literal["torch", "onnx"] = "torch"
+    runtime: Literal["auto", "torch", "onnx"] = "auto"
     face_detector: str = "blazeface"
     face_weights_dir: Path | None = None
     num_frames: int = Field(32, ge=1, le=1024)
