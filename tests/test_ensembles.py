@@ -209,3 +209,17 @@ def test_named_panel_in_predict_and_onnx_export(face_jpg, tmp_path):
     xc = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0
     with torch.no_grad():
         assert res.frames[0].fake_prob == pytest.approx(float(loaded.predict_proba(xc)), abs=1e-5)
+
+
+def test_panel_thresholds_are_checked_with_messages_that_name_the_member():
+    from fakescope.models.ensemble import NamedEnsemble
+
+    with pytest.raises(ValueError, match=r"member 0 \(meso4\).*\(0, 1\)"):
+        PanelDetector([_meso()], [1.0])
+    with pytest.raises(ValueError, match="2 members but 1 member_thresholds"):
+        NamedEnsemble("x.p", ("meso4", "meso4"), combine="any", member_thresholds=(0.5,))
+    with pytest.raises(ValueError, match=r"decides at 0\.5"):
+        NamedEnsemble("x.q", ("meso4",), combine="any", threshold=0.8)
+    # a member's own threshold: an ensemble's (not its first member's cfg)
+    ens = EnsembleDetector([_meso(), _meso()], threshold=0.3)
+    assert PanelDetector([ens], name="p").member_thresholds == [0.3]

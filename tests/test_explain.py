@@ -132,3 +132,34 @@ def test_timeline_plot(tmp_path: Path) -> None:
     img = np.asarray(Image.open(path).convert("RGB"))
     assert img.shape == (300, 800, 3)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 10
+
+
+def test_panel_heatmap_is_the_deciding_members_on_its_view() -> None:
+    """Grad-CAM of a panel explains the member whose verdict the panel's logit is, where that member looks."""
+    import torch
+
+    from fakescope.explain import gradcam_heatmaps
+    from fakescope.models import create_detector
+    from fakescope.models.ensemble import PanelDetector
+
+    torch.manual_seed(3)
+    dfdc_like = create_detector("mobilenet_v2")
+    dfdc_like.set_cfg(dfdc_like.cfg.with_(input_size=160, crop_size=160, crop_margin=0.0))
+    panel = PanelDetector([dfdc_like.eval(), create_detector("meso4").eval()], [0.5, 0.999], name="p").eval()
+    crops = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        assert (panel.member_logits(x).argmax(0) == 0).all()  # the first member decides
+        seen = panel.views[0](x).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()
+    heat = gradcam_heatmaps(panel, crops)
+    own = gradcam_heatmaps(dfdc_like, seen)
+    v = panel.views[0]
+    inside = heat[:, v.start : v.start + v.side, v.start : v.start + v.side]
+    assert heat.shape == (2, 256, 256) and own.max() > 0
+    outside = heat.copy()
+    outside[:, v.start : v.start + v.side, v.start : v.start + v.side] = 0
+    assert not outside.any()
+    import cv2
+
+    for h, o in zip(inside, own, strict=True):
+        assert np.allclose(h, cv2.resize(o, (v.side, v.side), interpolation=cv2.INTER_LINEAR), atol=1e-6)

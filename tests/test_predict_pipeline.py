@@ -181,6 +181,17 @@ def test_onnx_cache_key_follows_the_weights(tmp_path: Path) -> None:
     assert onnx_cache_path("meso4", tmp_path) is None  # not identifiable without torch: exported in memory
 
 
+def test_onnx_cache_key_follows_the_code_that_shapes_the_export(tmp_path: Path, monkeypatch) -> None:
+    """A named panel's export is keyed by the models' code too: a changed member list or threshold (code, not
+    a weights file) never serves the stale export."""
+    import fakescope.predict as predict_mod
+
+    before = onnx_cache_path("panel.dfdc_f2f", tmp_path)
+    assert before is not None and before == onnx_cache_path("panel.dfdc_f2f", tmp_path)
+    monkeypatch.setattr(predict_mod, "_export_code_digest", lambda: "edited")
+    assert onnx_cache_path("panel.dfdc_f2f", tmp_path) != before
+
+
 def test_one_thread_budget_decodes_inline_with_the_same_results(
     haar_predictor: Predictor, face_video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -101,6 +101,8 @@ def gradcam_heatmaps(model: Any, crops: np.ndarray, batch_size: int = 16) -> np.
 
     if len(crops) == 0:
         return np.zeros((0, *crops.shape[1:3]), dtype=np.float32)
+    if hasattr(model, "member_logits") and hasattr(model, "views"):
+        return _panel_heatmaps(model, crops, batch_size)
     from fakescope.models.inference import eval_mode
 
     out = []
@@ -120,6 +122,29 @@ def gradcam_heatmaps(model: Any, crops: np.ndarray, batch_size: int = 16) -> np.
     finally:
         model.zero_grad(set_to_none=True)
     return np.concatenate(out)
+
+
+def _panel_heatmaps(panel: Any, crops: np.ndarray, batch_size: int) -> np.ndarray:
+    """Grad-CAM of a :class:`~fakescope.models.ensemble.PanelDetector`: per crop, the heatmap of the member whose
+    verdict the panel's logit is (the most confident one above its threshold), computed on that member's view
+    and placed where the view lies in the crop (zero outside it)."""
+    import cv2
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        winners = panel.member_logits(x).argmax(0).numpy()
+    out = np.zeros(crops.shape[:3], dtype=np.float32)
+    for k in np.unique(winners):
+        rows = np.flatnonzero(winners == k)
+        view = panel.views[int(k)]
+        with torch.no_grad():
+            seen = view(x[rows]).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()
+        heat = gradcam_heatmaps(panel.members[int(k)], seen, batch_size)
+        box = slice(view.start, view.start + view.side)
+        for i, h in zip(rows, heat, strict=True):
+            out[i, box, box] = cv2.resize(h, (view.side, view.side), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def overlay(crop: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:

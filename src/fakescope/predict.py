@@ -374,10 +374,14 @@ def contract_from_cfg_dict(cfg: dict[str, Any]) -> Any:
 def onnx_cache_path(model: Any, cache_dir: str | Path | None = None) -> Path | None:
     """Where the ONNX export of ``model`` is kept, or None when its weights cannot be identified without torch.
 
-    A ``.safetensors`` checkpoint is identified by the SHA-256 of its file. A registered ``arch.tag`` name (a named
-    detector, or a panel such as ``panel.dfdc_f2f``) is identified by the name itself, since the registry pins its
-    weights by SHA-256, together with the SHA-256 of every weights file shipped inside the package. The fakescope
-    version is part of every key. Other sources (files, folders, bare architectures, ``hf:`` models) are None.
+    A ``.safetensors`` checkpoint is identified by the SHA-256 of its file. A dotted name that is not a path (a
+    registered ``arch.tag`` detector, or a panel such as ``panel.dfdc_f2f``) is identified by the name itself,
+    since the registry pins its weights by SHA-256, together with the SHA-256 of every weights file shipped inside
+    the package. Every key also holds the fakescope version and a digest of the code that shapes the exported
+    graph (the ``fakescope.models`` sources, where the registry, the panels and the families live, and
+    ``fakescope.export``), so a changed member list, threshold or contract is exported again. An unknown name
+    gets a key too, and then fails to load as usual. Other sources (files, folders, bare architectures without a
+    dot, ``hf:`` models) are None.
     """
     import hashlib
 
@@ -393,9 +397,21 @@ def onnx_cache_path(model: Any, cache_dir: str | Path | None = None) -> Path | N
         label, digests = text, [text, *(f"{p.name}={sha256_file(p)}" for p in shipped)]
     else:
         return None
-    key = hashlib.sha256(":".join([__version__, *digests]).encode()).hexdigest()
+    key = hashlib.sha256(":".join([__version__, _export_code_digest(), *digests]).encode()).hexdigest()
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label) or "model"
     return Path(cache_dir if cache_dir is not None else DEFAULT_CACHE) / "onnx" / f"{safe}-{key[:16]}.onnx"
+
+
+def _export_code_digest() -> str:
+    """SHA-256 over the sources that decide what an ONNX export of a named detector contains (no imports)."""
+    import hashlib
+
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*(root / "models").rglob("*.py"), root / "export.py"]):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------- predictor

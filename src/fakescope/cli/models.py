@@ -32,7 +32,7 @@ def list_cmd(
         return
     console = Console()
     if pretrained:
-        table = Table(title="Named pretrained detectors (create_detector(NAME) / --model NAME)")
+        table = Table(title="Named pretrained detectors, ensembles and panels (load_model(NAME) / --model NAME)")
         for col in ("name", "input", "params", "trained on", "license"):
             table.add_column(col, overflow="fold")
         for i in infos:

@@ -76,6 +76,10 @@ def list_pretrained_tags(arch: str) -> list[str]:
 
 
 def _unknown(name: str) -> str:
+    from fakescope.models.ensemble import get_ensemble
+
+    if get_ensemble(name) is not None:
+        return f"{name!r} is a named ensemble or panel, not a single detector: load it with load_model or --model"
     choices = list_detectors() + list_detectors(pretrained=True)
     close = difflib.get_close_matches(name, choices, n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""

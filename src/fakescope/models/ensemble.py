@@ -6,9 +6,11 @@ Two rules:
   models, the MesoNet ensemble);
 - ``any`` (:class:`PanelDetector`): a *panel* of members with different crop contracts, each of which catches
   what it was trained on; the panel says fake when any member says fake at its own threshold. The panel cuts
-  one wide crop (the widest member margin, the first member's alignment and picture rule) and each member sees
-  the centre of it that matches its own margin, resized to its input size, so the panel is one detector with
-  one contract for ``prepare``, ``evaluate``, ``predict``, ``serve``, attacks and ONNX export alike.
+  one crop (:func:`panel_cfg`: the finest member's scale, the widest margin, alignment only when every member
+  aligns, the first member's picture rule) and each member sees the centre of it that matches its own margin,
+  resized to its input size (area averaging or bilinear, whatever the member's own interpolation), so the panel
+  is one detector with one contract for ``prepare``, ``evaluate``, ``predict``, ``serve``, attacks and ONNX
+  export alike.
 
 Two sources: a k-fold ``ensemble.json`` written by ``fakescope train --folds K`` (member checkpoints relative to
 it) and *named ensembles* registered here (:func:`register_ensemble`; ``fakescope models list`` shows them),
@@ -86,10 +88,19 @@ class EnsembleDetector(nn.Module):
         return torch.sigmoid(self(x))
 
 
-def _member_threshold(member: nn.Module, threshold: float | None) -> float:
-    if threshold is not None:
-        return float(threshold)
-    return float(getattr(member.cfg, "extra", {}).get("threshold", 0.5))
+def _member_threshold(member: nn.Module, threshold: float | None, index: int) -> float:
+    """The threshold given, else the member's own (an ensemble's, or the one stored in its cfg), else 0.5.
+
+    Raises:
+        ValueError: a threshold outside (0, 1).
+    """
+    if threshold is None:
+        threshold = getattr(member, "threshold", None)
+    if threshold is None:
+        threshold = getattr(member.cfg, "extra", {}).get("threshold", 0.5)
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"panel member {index} ({member.cfg.name}): threshold must be in (0, 1), got {threshold}")
+    return float(threshold)
 
 
 def panel_cfg(members: list[nn.Module], name: str) -> Any:
@@ -173,7 +184,8 @@ class PanelDetector(nn.Module):
         self.cfg = panel_cfg(members, name)
         self.members = nn.ModuleList(members)
         self.views = nn.ModuleList(_MemberView(self.cfg.input_size, self.cfg.crop_margin, m) for m in members)
-        self.member_thresholds = [_member_threshold(m, t) for m, t in zip(members, thresholds, strict=True)]
+        pairs = enumerate(zip(members, thresholds, strict=True))
+        self.member_thresholds = [_member_threshold(m, t, i) for i, (m, t) in pairs]
         offsets = [math.log(t / (1.0 - t)) for t in self.member_thresholds]
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.float32), persistent=False)
         self.threshold = 0.5
@@ -230,6 +242,12 @@ class NamedEnsemble:
     def __post_init__(self) -> None:
         if self.combine not in COMBINE_RULES:
             raise ValueError(f"unknown combine rule {self.combine!r}; choose one of: {', '.join(COMBINE_RULES)}")
+        if self.combine == "any" and self.threshold != 0.5:
+            raise ValueError(f"{self.name}: a panel decides at 0.5; set member_thresholds instead of threshold")
+        if self.member_thresholds is not None and len(self.member_thresholds) != len(self.members):
+            raise ValueError(
+                f"{self.name}: {len(self.members)} members but {len(self.member_thresholds)} member_thresholds"
+            )
 
 
 _ENSEMBLES: dict[str, NamedEnsemble] = {}
@@ -266,14 +284,16 @@ def describe_ensemble(name: str) -> dict[str, Any]:
     else:
         contract = cfgs[0]
     thresholds = list(spec.member_thresholds or [None] * len(cfgs))
+    per_member = [
+        t if t is not None else float(c.extra.get("threshold", 0.5)) for t, c in zip(thresholds, cfgs, strict=True)
+    ]
     return {
         "name": name,
+        "kind": "panel" if spec.combine == "any" else "ensemble",
         "description": spec.description,
         "combine": spec.combine,
         "members": list(spec.members),
-        "member_thresholds": [
-            t if t is not None else float(c.extra.get("threshold", 0.5)) for t, c in zip(thresholds, cfgs, strict=True)
-        ],
+        **({"member_thresholds": per_member} if spec.combine == "any" else {}),
         "threshold": 0.5 if spec.combine == "any" else spec.threshold,
         "input_size": contract.input_size,
         "crop_margin": contract.crop_margin,

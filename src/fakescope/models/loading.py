@@ -59,7 +59,7 @@ def load_model(
     spec = get_ensemble(text)
     if spec is not None:
         model = create_ensemble(text, weights_dir=weights_dir, cache_dir=cache_dir)
-        meta = {"model": text, "members": list(spec.members), "threshold": spec.threshold}
+        meta = {"model": text, "members": list(spec.members), "threshold": float(getattr(model, "threshold", 0.5))}
         return model.to(map_location), meta
     model = create_detector(text, weights_dir=weights_dir, cache_dir=cache_dir)
     meta = {"model": text, "threshold": float(model.cfg.extra.get("threshold", 0.5))}

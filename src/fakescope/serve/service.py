@@ -169,13 +169,13 @@ class Service:
             self._drop_job_files(jid)
         workers, threads = self.settings.resolved_workers, self.settings.resolved_threads
         self.pool = PredictorPool([self._factory(self.settings) for _ in range(workers)])
+        _logger.info("%d worker(s), %s thread(s) each", workers, threads or "all")
+        if self.settings.explain:
+            _warm_up_explain()  # imports torch even when the predictors run ONNX Runtime
         if threads is not None and "torch" in sys.modules:  # one intra-op pool per process: each worker's share
             import torch
 
             torch.set_num_threads(threads)
-        _logger.info("%d worker(s), %s thread(s) each", workers, threads or "all")
-        if self.settings.explain:
-            _warm_up_explain()
         self.worker = JobWorker(
             self.store,
             self.pool,
