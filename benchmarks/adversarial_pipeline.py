@@ -54,14 +54,14 @@ def _load(name: str):
 
 
 def images(args, model, split: str, n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Face crops of a manifest split as the model takes them: the manifest's own crops when its contract is the
-    model's, else each row's source file cut by ``Predictor.face_inputs`` (what ``predict`` scores)."""
+    """Face crops of a manifest split as the model takes them: the manifest's own crops when they were made in the
+    model's contract, else each row's source file cut by ``Predictor.face_inputs`` (what ``predict`` scores)."""
     from fakescope.attacks.evaluate import load_images, sample_rows
-    from fakescope.data.contract import CropContract
+    from fakescope.data.contract import contract_mismatch
     from fakescope.data.manifest import read_manifest
     from fakescope.predict import Predictor
 
-    if CropContract.from_cfg(model.cfg) == CropContract.from_cfg(_load("mobilenet_v2.dfdc")[0].cfg):
+    if contract_mismatch(model.cfg, args.manifest) is None:
         x, y, _ = load_images(args.manifest, model.cfg.input_size, split, n, seed)
         return x, y
     df = read_manifest(args.manifest)

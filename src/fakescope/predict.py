@@ -21,6 +21,7 @@ contract's ``crop_pictures`` says: whole, or its face cut like any other (:func:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import queue
@@ -393,8 +394,7 @@ def onnx_cache_path(model: Any, cache_dir: str | Path | None = None) -> Path | N
     if path.suffix.lower() == ".safetensors" and path.is_file():
         label, digests = path.stem, [sha256_file(path)]
     elif "." in text and "/" not in text and ":" not in text and not path.exists():
-        shipped = sorted((Path(__file__).parent / "models" / "weights").glob("*.safetensors"))
-        label, digests = text, [text, *(f"{p.name}={sha256_file(p)}" for p in shipped)]
+        label, digests = text, [text, *_shipped_weights_digests()]
     else:
         return None
     key = hashlib.sha256(":".join([__version__, _export_code_digest(), *digests]).encode()).hexdigest()
@@ -402,8 +402,19 @@ def onnx_cache_path(model: Any, cache_dir: str | Path | None = None) -> Path | N
     return Path(cache_dir if cache_dir is not None else DEFAULT_CACHE) / "onnx" / f"{safe}-{key[:16]}.onnx"
 
 
+@functools.cache
+def _shipped_weights_digests() -> tuple[str, ...]:
+    """``name=SHA-256`` of every weights file shipped in the package (hashed once per process)."""
+    from fakescope.utils.download import sha256_file
+
+    shipped = sorted((Path(__file__).parent / "models" / "weights").glob("*.safetensors"))
+    return tuple(f"{p.name}={sha256_file(p)}" for p in shipped)
+
+
+@functools.cache
 def _export_code_digest() -> str:
-    """SHA-256 over the sources that decide what an ONNX export of a named detector contains (no imports)."""
+    """SHA-256 over the sources that decide what an ONNX export of a named detector contains (no imports; read
+    once per process: ``resolve_runtime`` and ``load_model`` both ask)."""
     import hashlib
 
     root = Path(__file__).parent
@@ -831,8 +842,8 @@ class _FrameFeed:
         if not self.inline:
             self._thread.start()
 
-    def _inline(self) -> Any:
-        """Frames decoded in the caller's thread (a one-thread budget)."""
+    def _decoded(self) -> Any:
+        """The decoder's frames, its time added to ``decode_s`` (in whichever thread iterates)."""
         while True:
             t = time.perf_counter()
             try:
@@ -854,15 +865,8 @@ class _FrameFeed:
 
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
-                t = time.perf_counter()
-                try:
-                    frame = next(self._frames)
-                except StopIteration:
-                    break
-                finally:
-                    self.decode_s += time.perf_counter() - t
-                if not self._put(frame):
+            for frame in self._decoded():
+                if self._stop.is_set() or not self._put(frame):
                     return
             self._put(self._END)
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -872,7 +876,7 @@ class _FrameFeed:
 
     def __iter__(self) -> Any:
         if self.inline:
-            yield from self._inline()
+            yield from self._decoded()
             return
         while True:
             item = self._queue.get()

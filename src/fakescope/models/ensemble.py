@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -174,7 +176,9 @@ class PanelDetector(nn.Module):
         name: the panel's name (its cfg's ``arch.tag``).
     """
 
-    def __init__(self, members: list[nn.Module], thresholds: list[float | None] | None = None, name: str = "panel"):
+    def __init__(
+        self, members: list[nn.Module], thresholds: Sequence[float | None] | None = None, name: str = "panel"
+    ) -> None:
         super().__init__()
         if not members:
             raise CheckpointError("a panel needs at least one member")
@@ -279,14 +283,10 @@ def describe_ensemble(name: str) -> dict[str, Any]:
 
     spec = _ENSEMBLES[name]
     cfgs = [get_detector_cfg(m) for m in spec.members]
-    if spec.combine == "any":
-        contract = panel_cfg([_CfgHolder(c) for c in cfgs], name)  # type: ignore[arg-type]
-    else:
-        contract = cfgs[0]
-    thresholds = list(spec.member_thresholds or [None] * len(cfgs))
-    per_member = [
-        t if t is not None else float(c.extra.get("threshold", 0.5)) for t, c in zip(thresholds, cfgs, strict=True)
-    ]
+    holders = [SimpleNamespace(cfg=c) for c in cfgs]  # what panel_cfg and _member_threshold read of a member
+    contract = panel_cfg(holders, name) if spec.combine == "any" else cfgs[0]  # type: ignore[arg-type]
+    thresholds = spec.member_thresholds or [None] * len(cfgs)
+    per_member = [_member_threshold(h, t, i) for i, (h, t) in enumerate(zip(holders, thresholds, strict=True))]
     return {
         "name": name,
         "kind": "panel" if spec.combine == "any" else "ensemble",
@@ -294,7 +294,7 @@ def describe_ensemble(name: str) -> dict[str, Any]:
         "combine": spec.combine,
         "members": list(spec.members),
         **({"member_thresholds": per_member} if spec.combine == "any" else {}),
-        "threshold": 0.5 if spec.combine == "any" else spec.threshold,
+        "threshold": spec.threshold,  # a panel's is 0.5 (NamedEnsemble checks it)
         "input_size": contract.input_size,
         "crop_margin": contract.crop_margin,
         "crop_align": contract.crop_align,
@@ -302,13 +302,6 @@ def describe_ensemble(name: str) -> dict[str, Any]:
         "trained_on": [c.trained_on for c in cfgs],
         "license": [c.license for c in cfgs],
     }
-
-
-class _CfgHolder:
-    """Just a ``cfg`` (what :func:`panel_cfg` reads of a member)."""
-
-    def __init__(self, cfg: Any) -> None:
-        self.cfg = cfg
 
 
 def create_ensemble(
@@ -327,7 +320,7 @@ def create_ensemble(
     members = [create_detector(m, weights_dir=weights_dir, cache_dir=cache_dir) for m in spec.members]
     model: EnsembleDetector | PanelDetector
     if spec.combine == "any":
-        model = PanelDetector(members, list(spec.member_thresholds or [None] * len(members)), name=name)
+        model = PanelDetector(members, spec.member_thresholds, name=name)
     else:
         model = EnsembleDetector(members, threshold=spec.threshold)
     model.name = name
